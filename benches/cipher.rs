@@ -1,1 +1,2 @@
+//! Cipher benchmarks.
 fn main() {}

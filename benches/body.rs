@@ -1,0 +1,2 @@
+//! Body benchmarks (placeholder until the body layer lands).
+fn main() {}
