@@ -1,0 +1,38 @@
+//! Replays every kept fuzz input under plain `cargo test`: the committed
+//! regressions in `fuzz/regressions/TARGET/`, and the local corpus in
+//! `fuzz/corpus/TARGET/` when a fuzzing run has left one. Each target's logic
+//! lives in `fuzz/logic/TARGET.rs`, shared with the cargo-fuzz binary.
+//!
+//! To add a target: write `fuzz/logic/NAME.rs` with `pub fn run(data: &[u8])`,
+//! a binary in `fuzz/fuzz_targets/NAME.rs`, seeds in `fuzz/regressions/NAME/`,
+//! and one `mod` + `#[test]` pair below.
+
+use std::path::Path;
+
+/// Runs `run` on every file under the target's regression and corpus
+/// directories; returns how many inputs were replayed.
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut count = 0;
+    for dir in [root.join("regressions").join(target), root.join("corpus").join(target)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        paths.sort();
+        for path in paths {
+            let data = std::fs::read(&path).unwrap();
+            let outcome = std::panic::catch_unwind(|| run(&data));
+            assert!(outcome.is_ok(), "fuzz input {} fails", path.display());
+            count += 1;
+        }
+    }
+    assert!(count > 0, "no inputs for fuzz target {target} under {}", root.display());
+    count
+}
+
+#[path = "../fuzz/logic/cipher_differential.rs"]
+mod cipher_differential;
+
+#[test]
+fn replay_cipher_differential() {
+    replay("cipher_differential", cipher_differential::run);
+}
