@@ -3,9 +3,51 @@
 //! A witness is a zero-sized value that only [`AesNiClmul::detect`] /
 //! [`VaesClmulAvx2::detect`] can create, after checking the CPU; a kernel's
 //! key constructor demands one, so a fast path cannot run without its check.
+//!
+//! Each backend's feature list is written once, in one macro with two arms
+//! side by side: `detect` checks exactly the features the kernel functions
+//! are compiled for. (Rust accepts only a string literal in
+//! `#[target_feature]`, so the list cannot be shared as a constant.)
 
 use super::{Backend, NONCE_LEN, TAG_LEN};
 use crate::error::CipherError;
+
+/// The features of the AES-NI backend: `(detect)` checks them; applied to
+/// items, it compiles each for them.
+macro_rules! aesni_clmul_features {
+    (detect) => {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("ssse3")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+    };
+    ($($item:item)*) => {
+        $( #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")] $item )*
+    };
+}
+
+/// The features of the VAES backend (a superset of the AES-NI backend's, so
+/// its functions may call those): `(detect)` checks them; applied to items,
+/// it compiles each for them.
+macro_rules! vaes_clmul_avx2_features {
+    (detect) => {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("ssse3")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("avx")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("vaes")
+            && std::arch::is_x86_feature_detected!("vpclmulqdq")
+    };
+    ($($item:item)*) => {
+        $( #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")] $item )*
+    };
+}
+
+mod aesni_clmul;
+mod key_schedule;
+mod vaes_avx2;
 
 /// Witness that the CPU has AES-NI, PCLMULQDQ, SSSE3 and SSE4.1.
 #[derive(Clone, Copy, Debug)]
@@ -13,11 +55,7 @@ pub(crate) struct AesNiClmul(());
 
 impl AesNiClmul {
     pub(crate) fn detect() -> Option<Self> {
-        (std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-            && std::arch::is_x86_feature_detected!("ssse3")
-            && std::arch::is_x86_feature_detected!("sse4.1"))
-        .then_some(Self(()))
+        (aesni_clmul_features!(detect)).then_some(Self(()))
     }
 }
 
@@ -31,12 +69,7 @@ impl VaesClmulAvx2 {
         // `is_x86_feature_detected!` checks that the OS saves the YMM state
         // for VAES/VPCLMULQDQ; unlike cpufeatures 0.3, it does not also
         // demand the ZMM (AVX-512) state, which CPUs like Zen 3 lack.
-        (AesNiClmul::detect().is_some()
-            && std::arch::is_x86_feature_detected!("avx")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("vaes")
-            && std::arch::is_x86_feature_detected!("vpclmulqdq"))
-        .then_some(Self(()))
+        (vaes_clmul_avx2_features!(detect)).then_some(Self(()))
     }
 }
 
@@ -64,49 +97,69 @@ pub(crate) fn features() -> Vec<(&'static str, bool)> {
 /// Whether an x86 backend can run here.
 pub(crate) fn check(backend: Backend) -> Result<(), &'static str> {
     match backend {
-        Backend::AesNiClmul => {
-            AesNiClmul::detect().ok_or("the CPU lacks one of AES-NI, PCLMULQDQ, SSSE3, SSE4.1")?;
-            Err("the fused AES-NI kernel is not part of this build yet")
-        }
-        Backend::VaesClmulAvx2 => {
-            VaesClmulAvx2::detect()
-                .ok_or("the CPU lacks one of AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ")?;
-            Err("the fused VAES kernel is not part of this build yet")
-        }
+        Backend::AesNiClmul => AesNiClmul::detect()
+            .map(drop)
+            .ok_or("the CPU lacks one of AES-NI, PCLMULQDQ, SSSE3, SSE4.1"),
+        Backend::VaesClmulAvx2 => VaesClmulAvx2::detect()
+            .map(drop)
+            .ok_or("the CPU lacks one of AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ"),
         Backend::Portable => Ok(()),
     }
 }
 
-/// A keyed x86 kernel.
-pub(crate) enum Key {}
+/// A keyed x86 kernel. Boxed: the key schedule and hash-key powers live in
+/// one place on the heap and are zeroized there on drop.
+pub(crate) enum Key {
+    AesNiClmul(Box<aesni_clmul::Key>),
+    VaesClmulAvx2(Box<vaes_avx2::Key>),
+}
 
 impl Key {
-    pub(crate) fn new(_key: &[u8; 32], backend: Backend) -> Result<Self, CipherError> {
-        Err(CipherError::BackendUnavailable {
-            backend,
-            reason: check(backend).err().unwrap_or("not built"),
-        })
+    pub(crate) fn new(key: &[u8; 32], backend: Backend) -> Result<Self, CipherError> {
+        let unavailable = |reason| CipherError::BackendUnavailable { backend, reason };
+        match backend {
+            Backend::AesNiClmul => match AesNiClmul::detect() {
+                Some(cpu) => Ok(Key::AesNiClmul(aesni_clmul::Key::new(key, cpu))),
+                None => Err(unavailable(check(backend).err().unwrap_or("not detected"))),
+            },
+            Backend::VaesClmulAvx2 => match VaesClmulAvx2::detect() {
+                Some(cpu) => Ok(Key::VaesClmulAvx2(vaes_avx2::Key::new(key, cpu))),
+                None => Err(unavailable(check(backend).err().unwrap_or("not detected"))),
+            },
+            Backend::Portable => Err(unavailable("not an x86 kernel")),
+        }
     }
 
     pub(crate) fn backend(&self) -> Backend {
-        match *self {}
+        match self {
+            Key::AesNiClmul(_) => Backend::AesNiClmul,
+            Key::VaesClmulAvx2(_) => Backend::VaesClmulAvx2,
+        }
     }
 
     pub(crate) fn seal(
         &self,
-        _nonce: &[u8; NONCE_LEN],
-        _aad: &[u8],
-        _buf: &mut [u8],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
     ) -> [u8; TAG_LEN] {
-        match *self {}
+        match self {
+            Key::AesNiClmul(k) => k.seal(nonce, aad, buf),
+            Key::VaesClmulAvx2(k) => k.seal(nonce, aad, buf),
+        }
     }
 
+    /// Decrypts in place; returns the expected tag, computed over the
+    /// ciphertext (the caller compares it).
     pub(crate) fn open(
         &self,
-        _nonce: &[u8; NONCE_LEN],
-        _aad: &[u8],
-        _buf: &mut [u8],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
     ) -> [u8; TAG_LEN] {
-        match *self {}
+        match self {
+            Key::AesNiClmul(k) => k.open(nonce, aad, buf),
+            Key::VaesClmulAvx2(k) => k.open(nonce, aad, buf),
+        }
     }
 }

@@ -1,0 +1,156 @@
+//! What both x86 kernels compute once per key, and the 128-bit GHASH
+//! arithmetic they share: the AES-256 round keys, the hash key H = E(K, 0^128)
+//! and its powers.
+//!
+//! GHASH is computed in the byte-reversed domain of RFC 8452, Appendix A:
+//! with every block byte-reversed, GHASH(H; X) is the byte reversal of
+//! POLYVAL(H·x; X), where POLYVAL multiplies with `dot(a, b) = a·b·x^-128`
+//! modulo `P = x^128 + x^127 + x^126 + x^121 + 1` and a register's bit i is
+//! the coefficient of x^i. No bit reflection is needed, carry-less products
+//! of whole registers are the polynomial products, and the `x^-128` is the
+//! Montgomery-style reduction in [`reduce`]. The powers `K_1 = H·x` and
+//! `K_(i+1) = dot(K_i, K_1)` let n blocks be hashed with n independent
+//! products summed unreduced and reduced once:
+//! `S' = dot(S ^ X_1, K_n) ^ dot(X_2, K_(n-1)) ^ … ^ dot(X_n, K_1)`.
+
+use core::arch::x86_64::*;
+
+use zeroize::Zeroize;
+
+/// Round keys of AES-256: the initial whitening key and 14 rounds.
+pub(super) const ROUND_KEYS: usize = 15;
+
+/// The GHASH reduction constant `x^63 + x^62 + x^57` in the low half: the
+/// top of P with its x^128 term dropped, divided by x^64.
+const POLY: i64 = 0xc200_0000_0000_0000_u64 as i64;
+
+/// Loads 16 bytes; SSE2 is part of x86-64, so this needs no witness.
+#[inline]
+pub(super) fn load(b: &[u8; 16]) -> __m128i {
+    // SAFETY: `b` is 16 readable bytes and `loadu` has no alignment
+    // requirement; SSE2 is baseline on x86-64.
+    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
+}
+
+/// Stores 16 bytes; SSE2 is part of x86-64, so this needs no witness.
+#[inline]
+pub(super) fn store(b: &mut [u8; 16], v: __m128i) {
+    // SAFETY: `b` is 16 writable bytes and `storeu` has no alignment
+    // requirement; SSE2 is baseline on x86-64.
+    unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), v) }
+}
+
+aesni_clmul_features! {
+    /// The shuffle that reverses the 16 bytes of a block.
+    #[inline]
+    pub(super) fn bswap_mask() -> __m128i {
+        _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    }
+
+    /// One step of the key expansion: a prefix XOR of the four words of
+    /// `prev`, XORed with the broadcast word `t` from AESKEYGENASSIST.
+    #[inline]
+    fn expand_step(prev: __m128i, t: __m128i) -> __m128i {
+        let a = _mm_xor_si128(prev, _mm_slli_si128::<4>(prev));
+        let a = _mm_xor_si128(a, _mm_slli_si128::<4>(a));
+        let a = _mm_xor_si128(a, _mm_slli_si128::<4>(a));
+        _mm_xor_si128(a, t)
+    }
+
+    /// AES-256 key expansion (FIPS 197, §5.2) into `rk`.
+    pub(super) fn expand_key(key: &[u8; 32], rk: &mut [[u8; 16]; ROUND_KEYS]) {
+        let (k0, k1) = key.split_at(16);
+        let mut w = [_mm_setzero_si128(); ROUND_KEYS];
+        w[0] = load(k0.try_into().expect("16 bytes"));
+        w[1] = load(k1.try_into().expect("16 bytes"));
+        // Even round keys: SubWord(RotWord(last word)) ^ rcon (dword 3 of
+        // AESKEYGENASSIST); odd ones: SubWord(last word) (dword 2).
+        macro_rules! even {
+            ($i:literal, $rcon:literal) => {
+                w[$i] = expand_step(
+                    w[$i - 2],
+                    _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>(w[$i - 1])),
+                );
+            };
+        }
+        macro_rules! odd {
+            ($i:literal) => {
+                w[$i] = expand_step(
+                    w[$i - 2],
+                    _mm_shuffle_epi32::<0xaa>(_mm_aeskeygenassist_si128::<0>(w[$i - 1])),
+                );
+            };
+        }
+        even!(2, 0x01);
+        odd!(3);
+        even!(4, 0x02);
+        odd!(5);
+        even!(6, 0x04);
+        odd!(7);
+        even!(8, 0x08);
+        odd!(9);
+        even!(10, 0x10);
+        odd!(11);
+        even!(12, 0x20);
+        odd!(13);
+        even!(14, 0x40);
+        for (out, v) in rk.iter_mut().zip(w) {
+            store(out, v);
+        }
+    }
+
+    /// Encrypts one block with the expanded key.
+    #[inline]
+    pub(super) fn encrypt_block(rk: &[[u8; 16]; ROUND_KEYS], block: __m128i) -> __m128i {
+        let mut b = _mm_xor_si128(block, load(&rk[0]));
+        for k in &rk[1..ROUND_KEYS - 1] {
+            b = _mm_aesenc_si128(b, load(k));
+        }
+        _mm_aesenclast_si128(b, load(&rk[ROUND_KEYS - 1]))
+    }
+
+    /// `lo + mi·x^64 + hi·x^128`, times x^-128, modulo P: two folds, each
+    /// adding the multiple of P that clears the low 64 bits and dropping them.
+    #[inline]
+    pub(super) fn reduce(lo: __m128i, mi: __m128i, hi: __m128i) -> __m128i {
+        let poly = _mm_set_epi64x(0, POLY);
+        let mi = _mm_xor_si128(mi, _mm_shuffle_epi32::<0x4e>(lo));
+        let mi = _mm_xor_si128(mi, _mm_clmulepi64_si128::<0x00>(lo, poly));
+        let hi = _mm_xor_si128(hi, _mm_shuffle_epi32::<0x4e>(mi));
+        _mm_xor_si128(hi, _mm_clmulepi64_si128::<0x00>(mi, poly))
+    }
+
+    /// `dot(a, b) = a·b·x^-128 mod P`.
+    #[inline]
+    pub(super) fn dot(a: __m128i, b: __m128i) -> __m128i {
+        let lo = _mm_clmulepi64_si128::<0x00>(a, b);
+        let hi = _mm_clmulepi64_si128::<0x11>(a, b);
+        let mi = _mm_xor_si128(
+            _mm_clmulepi64_si128::<0x01>(a, b),
+            _mm_clmulepi64_si128::<0x10>(a, b),
+        );
+        reduce(lo, mi, hi)
+    }
+
+    /// The hash-key powers `K_1 ..= K_N` (index i holds `K_(i+1)`), from the
+    /// expanded AES key.
+    pub(super) fn hash_powers<const N: usize>(
+        rk: &[[u8; 16]; ROUND_KEYS],
+        out: &mut [[u8; 16]; N],
+    ) {
+        let mut h = [0u8; 16];
+        store(&mut h, encrypt_block(rk, _mm_setzero_si128()));
+        // K_1 = byte-reversed H times x, modulo P (branch-free).
+        let v = u128::from_be_bytes(h);
+        let carry = 0u128.wrapping_sub(v >> 127);
+        let mut k1 = ((v << 1) ^ (carry & 0xc200_0000_0000_0000_0000_0000_0000_0001)).to_le_bytes();
+        let k = load(&k1);
+        let mut p = k;
+        for o in out.iter_mut() {
+            store(o, p);
+            p = dot(p, k);
+        }
+        h.zeroize();
+        k1.zeroize();
+    }
+}

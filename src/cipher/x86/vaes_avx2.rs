@@ -1,0 +1,466 @@
+//! AES-256-GCM on 256-bit registers with VAES and VPCLMULQDQ (AVX2 only, no
+//! AVX-512, so it also runs on Zen 3).
+//!
+//! The message is processed in strides of 16 blocks (8 registers of 2
+//! blocks). In each stride the 14 AES rounds of 16 counter blocks are
+//! interleaved with the GHASH of 16 other blocks: the previous stride's
+//! ciphertext when sealing (it is hashed after it is written), the current
+//! stride's ciphertext when opening (hashed before it is overwritten). Each
+//! block is multiplied by its own power of H (`K_16 … K_1`, see
+//! [`super::key_schedule`]) with three carry-less multiplies (Karatsuba, the
+//! `lo ^ hi` halves of the powers precomputed), the 16 products are summed
+//! unreduced and reduced once per stride. Counters are 32-bit and wrap
+//! (inc32 of SP 800-38D) because they are added with 32-bit lanes.
+//!
+//! Nothing branches on or indexes memory by secret data.
+//!
+//! The 256-bit VAES/VPCLMULQDQ intrinsics and target features are stable
+//! since Rust 1.89: the crate's `rust-version` must say so (until it does,
+//! clippy's MSRV lint is silenced here).
+
+#![allow(clippy::incompatible_msrv)] // VAES needs Rust 1.89; see above.
+
+use core::arch::x86_64::*;
+
+use zeroize::Zeroize;
+
+use super::VaesClmulAvx2;
+use super::key_schedule::{self as ks, ROUND_KEYS};
+use crate::cipher::{NONCE_LEN, TAG_LEN, length_block};
+
+/// Blocks per stride.
+const BLOCKS: usize = 16;
+/// Bytes per stride.
+const STRIDE: usize = 16 * BLOCKS;
+/// Registers per stride.
+const VECS: usize = BLOCKS / 2;
+
+/// A keyed VAES kernel: round keys and hash-key powers, zeroized on drop.
+pub(crate) struct Key {
+    /// Proof that the CPU has the target features of every function here.
+    cpu: VaesClmulAvx2,
+    /// Round keys, for one block.
+    rk: [[u8; 16]; ROUND_KEYS],
+    /// Round keys, each repeated in both 128-bit lanes.
+    rk2: [[u8; 32]; ROUND_KEYS],
+    /// `pows[i] = K_(16-i)` for i < 16, and `pows[16]` zero, so a block that
+    /// is j-th of n (from 0) takes `pows[16 - n + j]`, and a 32-byte load at
+    /// index `16 - n + 2m` gives the powers of the m-th register's two blocks.
+    pows: [[u8; 16]; BLOCKS + 1],
+    /// `lo ^ hi` of each entry of `pows`, in both halves (Karatsuba).
+    mids: [[u8; 16]; BLOCKS + 1],
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.rk.zeroize();
+        self.rk2.zeroize();
+        self.pows.zeroize();
+        self.mids.zeroize();
+    }
+}
+
+impl Key {
+    pub(crate) fn new(key: &[u8; 32], cpu: VaesClmulAvx2) -> Box<Self> {
+        let mut k = Box::new(Key {
+            cpu,
+            rk: [[0; 16]; ROUND_KEYS],
+            rk2: [[0; 32]; ROUND_KEYS],
+            pows: [[0; 16]; BLOCKS + 1],
+            mids: [[0; 16]; BLOCKS + 1],
+        });
+        // SAFETY: `cpu` is a `VaesClmulAvx2` witness, which only `detect()`
+        // creates after checking every feature `init` is compiled for.
+        unsafe { init(&mut k, key) };
+        k
+    }
+
+    pub(crate) fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let _cpu: VaesClmulAvx2 = self.cpu;
+        // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
+        unsafe { crypt::<true>(self, nonce, 2, aad, buf) }
+    }
+
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let _cpu: VaesClmulAvx2 = self.cpu;
+        // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
+        unsafe { crypt::<false>(self, nonce, 2, aad, buf) }
+    }
+}
+
+/// 32 bytes of a table of 16-byte entries, from entry `i`.
+#[inline]
+fn pair(t: &[[u8; 16]; BLOCKS + 1], i: usize) -> &[u8; 32] {
+    t.as_flattened()[16 * i..16 * i + 32]
+        .try_into()
+        .expect("32 bytes")
+}
+
+vaes_clmul_avx2_features! {
+    #[inline]
+    fn load(b: &[u8; 32]) -> __m256i {
+        // SAFETY: `b` is 32 readable bytes and `loadu` has no alignment
+        // requirement; AVX is enabled on this function.
+        unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+    }
+
+    #[inline]
+    fn store(b: &mut [u8; 32], v: __m256i) {
+        // SAFETY: `b` is 32 writable bytes and `storeu` has no alignment
+        // requirement; AVX is enabled on this function.
+        unsafe { _mm256_storeu_si256(b.as_mut_ptr().cast(), v) }
+    }
+
+    fn init(k: &mut Key, key: &[u8; 32]) {
+        ks::expand_key(key, &mut k.rk);
+        for (wide, rk) in k.rk2.iter_mut().zip(&k.rk) {
+            store(wide, _mm256_broadcastsi128_si256(ks::load(rk)));
+        }
+        let mut powers = [[0u8; 16]; BLOCKS];
+        ks::hash_powers(&k.rk, &mut powers);
+        for (i, p) in powers.iter().rev().enumerate() {
+            let v = ks::load(p);
+            k.pows[i] = *p;
+            ks::store(&mut k.mids[i], _mm_xor_si128(v, _mm_shuffle_epi32::<0x4e>(v)));
+        }
+        powers.zeroize();
+    }
+
+    #[inline]
+    fn bswap() -> __m256i {
+        _mm256_broadcastsi128_si256(ks::bswap_mask())
+    }
+
+    /// The 16 counter blocks of the next stride, whitened with round key 0;
+    /// advances `ctr` (two byte-reversed counter blocks, lane 1 one ahead).
+    #[inline]
+    fn counters(k: &Key, ctr: &mut __m256i) -> [__m256i; VECS] {
+        let (bswap, rk0) = (bswap(), load(&k.rk2[0]));
+        let mut s = [_mm256_setzero_si256(); VECS];
+        for (j, s) in s.iter_mut().enumerate() {
+            let step = 2 * j as i32;
+            let c = _mm256_add_epi32(*ctr, _mm256_set_epi32(0, 0, 0, step, 0, 0, 0, step));
+            *s = _mm256_xor_si256(_mm256_shuffle_epi8(c, bswap), rk0);
+        }
+        let step = BLOCKS as i32;
+        *ctr = _mm256_add_epi32(*ctr, _mm256_set_epi32(0, 0, 0, step, 0, 0, 0, step));
+        s
+    }
+
+    #[inline]
+    fn round(k: &Key, s: &mut [__m256i; VECS], r: usize) {
+        let rk = load(&k.rk2[r]);
+        for s in s.iter_mut() {
+            *s = _mm256_aesenc_epi128(*s, rk);
+        }
+    }
+
+    #[inline]
+    fn last_round(k: &Key, s: &mut [__m256i; VECS]) {
+        let rk = load(&k.rk2[ROUND_KEYS - 1]);
+        for s in s.iter_mut() {
+            *s = _mm256_aesenclast_epi128(*s, rk);
+        }
+    }
+
+    /// Keystream for the next 16 counter blocks.
+    #[inline]
+    fn keystream(k: &Key, ctr: &mut __m256i) -> [__m256i; VECS] {
+        let mut s = counters(k, ctr);
+        for r in 1..ROUND_KEYS - 1 {
+            round(k, &mut s, r);
+        }
+        last_round(k, &mut s);
+        s
+    }
+
+    /// Adds the products of two blocks `x` (as loaded) with the powers at
+    /// table index `i` to the unreduced sums.
+    #[inline]
+    fn mul_add(k: &Key, sums: &mut [__m256i; 3], x: __m256i, i: usize) {
+        let x = _mm256_shuffle_epi8(x, bswap());
+        let p = load(pair(&k.pows, i));
+        let m = load(pair(&k.mids, i));
+        let xm = _mm256_xor_si256(x, _mm256_shuffle_epi32::<0x4e>(x));
+        sums[0] = _mm256_xor_si256(sums[0], _mm256_clmulepi64_epi128::<0x00>(x, p));
+        sums[1] = _mm256_xor_si256(sums[1], _mm256_clmulepi64_epi128::<0x00>(xm, m));
+        sums[2] = _mm256_xor_si256(sums[2], _mm256_clmulepi64_epi128::<0x11>(x, p));
+    }
+
+    /// The XOR of the two lanes.
+    #[inline]
+    fn fold(v: __m256i) -> __m128i {
+        _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+    }
+
+    /// Folds the two lanes of the sums and reduces: the new accumulator.
+    #[inline]
+    fn finish(sums: &[__m256i; 3]) -> __m128i {
+        let (lo, mi, hi) = (fold(sums[0]), fold(sums[1]), fold(sums[2]));
+        ks::reduce(lo, _mm_xor_si128(mi, _mm_xor_si128(lo, hi)), hi)
+    }
+
+    /// The accumulator as the first register's addend (low lane).
+    #[inline]
+    fn widen(acc: __m128i) -> __m256i {
+        _mm256_zextsi128_si256(acc)
+    }
+
+    /// Hashes the first `n` blocks of `data` (n <= 16; blocks past n are
+    /// ignored only if they are zero: callers zero-pad).
+    fn ghash_upto16(k: &Key, acc: __m128i, data: &[u8; STRIDE], n: usize) -> __m128i {
+        if n == 0 {
+            return acc;
+        }
+        let (regs, _) = data.as_chunks::<32>();
+        let mut sums = [_mm256_setzero_si256(); 3];
+        for (m, r) in regs.iter().take(n.div_ceil(2)).enumerate() {
+            let mut x = load(r);
+            if m == 0 {
+                x = _mm256_xor_si256(x, _mm256_shuffle_epi8(widen(acc), bswap()));
+            }
+            mul_add(k, &mut sums, x, BLOCKS - n + 2 * m);
+        }
+        finish(&sums)
+    }
+
+    /// Hashes `data`, zero-padded to whole blocks.
+    fn ghash_padded(k: &Key, mut acc: __m128i, data: &[u8]) -> __m128i {
+        let (strides, tail) = data.as_chunks::<STRIDE>();
+        for s in strides {
+            acc = ghash_upto16(k, acc, s, BLOCKS);
+        }
+        if !tail.is_empty() {
+            let mut tmp = [0u8; STRIDE];
+            tmp[..tail.len()].copy_from_slice(tail);
+            acc = ghash_upto16(k, acc, &tmp, tail.len().div_ceil(16));
+        }
+        acc
+    }
+
+    /// The stitched kernel: keystream for the next 16 counter blocks and the
+    /// GHASH of the 16 blocks `h`, with one reduction. Any stride-aligned
+    /// input of whole strides; the caller XORs the keystream in.
+    #[inline]
+    fn stitched(
+        k: &Key,
+        ctr: &mut __m256i,
+        acc: __m128i,
+        h: &[u8; STRIDE],
+    ) -> ([__m256i; VECS], __m128i) {
+        let (h, _) = h.as_chunks::<32>();
+        let mut s = counters(k, ctr);
+        let mut sums = [_mm256_setzero_si256(); 3];
+        let acc = _mm256_shuffle_epi8(widen(acc), bswap());
+        macro_rules! step {
+            ($r:literal, $m:literal) => {
+                round(k, &mut s, $r);
+                let x = load(&h[$m]);
+                let x = if $m == 0 { _mm256_xor_si256(x, acc) } else { x };
+                mul_add(k, &mut sums, x, 2 * $m);
+            };
+        }
+        step!(1, 0);
+        step!(2, 1);
+        step!(3, 2);
+        step!(4, 3);
+        step!(5, 4);
+        step!(6, 5);
+        step!(7, 6);
+        step!(8, 7);
+        round(k, &mut s, 9);
+        let acc = finish(&sums);
+        for r in 10..ROUND_KEYS - 1 {
+            round(k, &mut s, r);
+        }
+        last_round(k, &mut s);
+        (s, acc)
+    }
+
+    #[inline]
+    fn xor_into(out: &mut [u8; STRIDE], ks: &[__m256i; VECS]) {
+        let (out, _) = out.as_chunks_mut::<32>();
+        for (o, ks) in out.iter_mut().zip(ks) {
+            store(o, _mm256_xor_si256(load(o), *ks));
+        }
+    }
+
+    /// Seals whole strides; the ciphertext of stride i is hashed while
+    /// stride i + 1 is encrypted.
+    fn seal_strides(k: &Key, ctr: &mut __m256i, mut acc: __m128i, data: &mut [[u8; STRIDE]]) -> __m128i {
+        let Some((first, rest)) = data.split_first_mut() else {
+            return acc;
+        };
+        xor_into(first, &keystream(k, ctr));
+        let mut prev = first;
+        for cur in rest {
+            let (ks, a) = stitched(k, ctr, acc, prev);
+            xor_into(cur, &ks);
+            acc = a;
+            prev = cur;
+        }
+        ghash_upto16(k, acc, prev, BLOCKS)
+    }
+
+    /// Opens whole strides; each stride is hashed before it is decrypted.
+    fn open_strides(k: &Key, ctr: &mut __m256i, mut acc: __m128i, data: &mut [[u8; STRIDE]]) -> __m128i {
+        for cur in data {
+            let (ks, a) = stitched(k, ctr, acc, cur);
+            xor_into(cur, &ks);
+            acc = a;
+        }
+        acc
+    }
+
+    /// GCM with the first message block at counter `ctr0` (2 in GCM; other
+    /// values only in tests of the 32-bit wrap). Returns the tag over `aad`
+    /// and the ciphertext.
+    fn crypt<const SEAL: bool>(
+        k: &Key,
+        nonce: &[u8; NONCE_LEN],
+        ctr0: u32,
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let mut block = [0u8; 16];
+        block[..NONCE_LEN].copy_from_slice(nonce);
+        block[12..].copy_from_slice(&1u32.to_be_bytes());
+        let mask = ks::encrypt_block(&k.rk, ks::load(&block));
+        block[12..].copy_from_slice(&ctr0.to_be_bytes());
+        let c = _mm_shuffle_epi8(ks::load(&block), ks::bswap_mask());
+        let mut ctr = _mm256_add_epi32(
+            _mm256_broadcastsi128_si256(c),
+            _mm256_set_epi32(0, 0, 0, 1, 0, 0, 0, 0),
+        );
+
+        let mut acc = ghash_padded(k, _mm_setzero_si128(), aad);
+        let (strides, _) = buf.as_chunks_mut::<STRIDE>();
+        acc = if SEAL {
+            seal_strides(k, &mut ctr, acc, strides)
+        } else {
+            open_strides(k, &mut ctr, acc, strides)
+        };
+        let len = length_block(aad.len(), buf.len());
+        let tail_at = buf.len() - buf.len() % STRIDE;
+        let tail = &mut buf[tail_at..];
+        let mut tmp = [0u8; STRIDE];
+        let n = tail.len().div_ceil(16);
+        // The length block rides along with the tail when there is room.
+        let with_len = n < BLOCKS;
+        tmp[..tail.len()].copy_from_slice(tail);
+        if with_len {
+            tmp[16 * n..16 * n + 16].copy_from_slice(&len);
+        }
+        let hashed = n + usize::from(with_len);
+        if !SEAL {
+            acc = ghash_upto16(k, acc, &tmp, hashed);
+        }
+        if !tail.is_empty() {
+            let ks = keystream(k, &mut ctr);
+            let (regs, _) = tmp.as_chunks_mut::<32>();
+            for (r, ks) in regs.iter_mut().zip(&ks).take(n.div_ceil(2)) {
+                store(r, _mm256_xor_si256(load(r), *ks));
+            }
+            tail.copy_from_slice(&tmp[..tail.len()]);
+        }
+        if SEAL {
+            tmp[tail.len()..16 * n].fill(0);
+            if with_len {
+                tmp[16 * n..16 * n + 16].copy_from_slice(&len);
+            }
+            acc = ghash_upto16(k, acc, &tmp, hashed);
+        }
+        tmp.zeroize();
+        if !with_len {
+            let mut one = [0u8; STRIDE];
+            one[..16].copy_from_slice(&len);
+            acc = ghash_upto16(k, acc, &one, 1);
+        }
+        let s = _mm_shuffle_epi8(acc, ks::bswap_mask());
+        let mut tag = [0u8; TAG_LEN];
+        ks::store(&mut tag, _mm_xor_si128(s, mask));
+        tag
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aes::Aes256;
+    use aes::cipher::{BlockCipherEncrypt, KeyInit};
+    use ghash::GHash;
+    use ghash::universal_hash::UniversalHash;
+
+    use super::*;
+
+    /// GCM with the message counter starting at `ctr0`, one block at a time.
+    fn reference(
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        ctr0: u32,
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; 16] {
+        let aes = Aes256::new(key.into());
+        let block = |ctr: u32| {
+            let mut b = aes::Block::default();
+            b[..12].copy_from_slice(nonce);
+            b[12..].copy_from_slice(&ctr.to_be_bytes());
+            aes.encrypt_block(&mut b);
+            b
+        };
+        for (i, chunk) in buf.chunks_mut(16).enumerate() {
+            let ks = block(ctr0.wrapping_add(i as u32));
+            chunk.iter_mut().zip(ks.iter()).for_each(|(c, k)| *c ^= k);
+        }
+        let mut ghash = GHash::new(&block_zero(&aes));
+        ghash.update_padded(aad);
+        ghash.update_padded(buf);
+        ghash.update(&[length_block(aad.len(), buf.len()).into()]);
+        let s = ghash.finalize();
+        let mask = block(1);
+        core::array::from_fn(|i| s[i] ^ mask[i])
+    }
+
+    fn block_zero(aes: &Aes256) -> aes::Block {
+        let mut h = aes::Block::default();
+        aes.encrypt_block(&mut h);
+        h
+    }
+
+    #[test]
+    fn counter_wraps_at_2_pow_32() {
+        let Some(cpu) = VaesClmulAvx2::detect() else {
+            eprintln!("skipped: no VAES on this CPU");
+            return;
+        };
+        let key: [u8; 32] = core::array::from_fn(|i| i as u8 * 7 + 1);
+        let nonce: [u8; 12] = core::array::from_fn(|i| 0xf0 ^ i as u8);
+        let k = Key::new(&key, cpu);
+        for ctr0 in [u32::MAX - 40, u32::MAX - 15, u32::MAX - 1, u32::MAX] {
+            for len in [1, 17, 255, 256, 600, 1024, 4 * 1024 + 5] {
+                let msg: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+                let mut want = msg.clone();
+                let want_tag = reference(&key, &nonce, ctr0, b"aad", &mut want);
+                let mut got = msg.clone();
+                // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`.
+                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut got) };
+                assert_eq!(got, want, "ct, ctr0 {ctr0:#x} len {len}");
+                assert_eq!(tag, want_tag, "tag, ctr0 {ctr0:#x} len {len}");
+                // SAFETY: as above.
+                let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got) };
+                assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
+                assert_eq!(tag, want_tag, "open tag, ctr0 {ctr0:#x} len {len}");
+            }
+        }
+    }
+}
