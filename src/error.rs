@@ -1,6 +1,9 @@
 //! The crate's error type: one `#[non_exhaustive]` enum with a nested kind per
 //! layer, so callers can match broadly (`Error::Cipher(_)`) or precisely.
 
+use std::io;
+use std::path::PathBuf;
+
 use crate::cipher::Backend;
 
 /// Every error objseal returns.
@@ -10,6 +13,67 @@ pub enum Error {
     /// The AES-256-GCM engine refused its input or failed to authenticate.
     #[error(transparent)]
     Cipher(#[from] CipherError),
+    /// The object body (Cobblestone-256 chunks) is malformed, or does not
+    /// authenticate under the key and context it was opened with.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The envelope (objseal's binary object header) is malformed or does not
+    /// belong to the object it was read for.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// Reading or writing failed.
+    #[error("{}: {source}", match path { Some(p) => format!("I/O error on {}", p.display()), None => "I/O error".to_owned() })]
+    Io {
+        /// The file involved, when there is one.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for an operation on `path`.
+    pub(crate) fn io_at(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: Some(path.into()),
+            source,
+        }
+    }
+
+    /// This error as an [`io::Error`], for `Read`/`Write` implementations.
+    /// [`From<io::Error>`] undoes the wrapping, so `?` gives the typed error back.
+    pub(crate) fn into_io(self) -> io::Error {
+        match self {
+            Error::Io { path: None, source } => source,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// Unwraps an objseal error carried inside an [`io::Error`] (as the streaming
+/// reader and writer return them); any other I/O error becomes [`Error::Io`].
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if !e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return Error::Io {
+                path: None,
+                source: e,
+            };
+        }
+        let kind = e.kind();
+        match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(err)) => *err,
+            Some(Err(other)) => Error::Io {
+                path: None,
+                source: io::Error::new(kind, other),
+            },
+            None => Error::Io {
+                path: None,
+                source: io::Error::from(kind),
+            },
+        }
+    }
 }
 
 /// Errors of the AES-256-GCM engine ([`crate::cipher::Aes256Gcm`]).
@@ -71,5 +135,194 @@ pub enum CipherError {
         backend: Backend,
         /// Why it cannot run (missing CPU features, or not built for this target).
         reason: &'static str,
+    },
+}
+
+/// Errors of the object body, Cobblestone-256 ([`crate::body`]).
+///
+/// Header errors ([`BodyError::InvalidKeyLength`], [`BodyError::TruncatedHeader`],
+/// [`BodyError::CommitmentMismatch`]) are raised before any chunk is opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The data key is not 32 bytes.
+    #[error("data key is {got} bytes; Cobblestone-256 takes exactly 32-byte keys")]
+    InvalidKeyLength {
+        /// Length of the key that was passed, in bytes.
+        got: usize,
+    },
+    /// The body is shorter than its 56-byte header (salt and commitment).
+    #[error(
+        "body is {len} bytes, shorter than the 56-byte header; the object is truncated or is not an objseal body"
+    )]
+    TruncatedHeader {
+        /// Length of what was read, in bytes.
+        len: u64,
+    },
+    /// The key commitment in the header does not match the data key and
+    /// context: wrong key, body moved to another object (different context),
+    /// or a modified salt or commitment. No chunk was opened.
+    #[error(
+        "key commitment mismatch: wrong data key, wrong object (bucket, key, part, mode or key id), or a corrupted header; nothing was decrypted"
+    )]
+    CommitmentMismatch,
+    /// The body ends on a chunk boundary without its final (short, possibly
+    /// empty) chunk: it was truncated.
+    #[error("body ends after chunk {chunks} without its final chunk; the object is truncated")]
+    MissingFinalChunk {
+        /// Number of complete chunks present.
+        chunks: u64,
+    },
+    /// The body's length leaves a last chunk shorter than a 16-byte tag.
+    #[error(
+        "body ends {tail} bytes into chunk {index}, too short for its 16-byte tag; the object is truncated or has trailing bytes"
+    )]
+    TruncatedChunk {
+        /// Index of the incomplete chunk.
+        index: u64,
+        /// Bytes present of it.
+        tail: u64,
+    },
+    /// A chunk did not authenticate: it was modified, reordered, duplicated,
+    /// cut short, or followed by trailing data. Its output was zeroed.
+    #[error(
+        "chunk {index} failed authentication: the body was modified, truncated, reordered or has trailing data; no plaintext of it was released"
+    )]
+    ChunkAuthentication {
+        /// Index of the first chunk that failed.
+        index: u64,
+    },
+    /// A plaintext or body length does not fit the format or this platform.
+    #[error("{what} of {len} bytes is too long for a Cobblestone-256 body on this platform")]
+    TooLong {
+        /// What was measured.
+        what: &'static str,
+        /// The length, in bytes (saturated at `u64::MAX`).
+        len: u64,
+    },
+    /// A byte range starts at or past the end of the object, or ends before it starts.
+    #[error("range {start}..{end} is not satisfiable for an object of {len} bytes")]
+    InvalidRange {
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for (`u64::MAX` for an open range).
+        end: u64,
+        /// Plaintext length of the object (authenticated by its final chunk).
+        len: u64,
+    },
+    /// The plaintext length recorded elsewhere (e.g. in the envelope) does not
+    /// match the body.
+    #[error(
+        "body holds {actual} bytes of plaintext but {expected} were expected; envelope and body do not belong together"
+    )]
+    LengthMismatch {
+        /// Length that was expected.
+        expected: u64,
+        /// Length the body's size implies.
+        actual: u64,
+    },
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed: {reason}")]
+    Random {
+        /// What getrandom reported.
+        reason: String,
+    },
+    /// A streaming writer was used after an earlier error or after `finish`.
+    #[error("the body writer already failed or finished; start a new object")]
+    WriterPoisoned,
+}
+
+/// Errors of the envelope ([`crate::format`]): what is wrong with its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The input does not start with the envelope magic.
+    #[error("not an objseal envelope: bad magic bytes")]
+    BadMagic,
+    /// The envelope is of a version this build does not read.
+    #[error(
+        "envelope version {version} is not supported (this build reads version 1); upgrade objseal"
+    )]
+    UnsupportedVersion {
+        /// The version found.
+        version: u8,
+    },
+    /// The body algorithm id is not one this build knows.
+    #[error("body algorithm {id} is not supported (this build knows 1 = Cobblestone-256)")]
+    UnsupportedAlgorithm {
+        /// The id found.
+        id: u8,
+    },
+    /// The encryption mode byte is not SSE-S3, SSE-KMS or SSE-C.
+    #[error("encryption mode {id} is unknown (1 = SSE-S3, 2 = SSE-KMS, 3 = SSE-C)")]
+    UnknownMode {
+        /// The id found.
+        id: u8,
+    },
+    /// A reserved byte or flag is not zero.
+    #[error(
+        "reserved field {field} is {value}, must be 0; the envelope is corrupt or from a newer objseal"
+    )]
+    Reserved {
+        /// Which field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// The input ends before the field that was being read.
+    #[error("envelope truncated: {field} needs {needed} more bytes, {available} left")]
+    Truncated {
+        /// Which field.
+        field: &'static str,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes left in the input.
+        available: u64,
+    },
+    /// A length or count is outside its bounds.
+    #[error("{field} is {value}, outside the allowed {min}..={max}")]
+    OutOfBounds {
+        /// Which field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// Smallest allowed value.
+        min: u64,
+        /// Largest allowed value.
+        max: u64,
+    },
+    /// A text field is not valid UTF-8.
+    #[error("{field} is not valid UTF-8")]
+    NotUtf8 {
+        /// Which field.
+        field: &'static str,
+    },
+    /// Parts are not listed in strictly increasing order of part number.
+    #[error("multipart part list is not strictly increasing at part number {number}")]
+    PartOrder {
+        /// The part number out of order.
+        number: u32,
+    },
+    /// Bytes follow the end of the envelope.
+    #[error("{count} trailing bytes after the envelope")]
+    TrailingBytes {
+        /// How many.
+        count: u64,
+    },
+    /// The base64 form does not decode.
+    #[error("envelope base64 does not decode: {reason}")]
+    Base64 {
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// The envelope names another object than the one it was read for.
+    #[error(
+        "envelope belongs to {found}, not {expected}; it was moved or copied from another object"
+    )]
+    BindingMismatch {
+        /// The object it was read for.
+        expected: String,
+        /// The object it names.
+        found: String,
     },
 }

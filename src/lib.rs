@@ -5,8 +5,20 @@
 //! by a master key (SSE-S3), a key-management service (SSE-KMS) or a key the
 //! customer supplies with each request (SSE-C).
 //!
-//! This release provides the AES-256-GCM engine, [`cipher::Aes256Gcm`], with
-//! runtime CPU dispatch between backends ([`cipher::Backend`]).
+//! Layers, from the bottom up:
+//!
+//! - [`cipher`]: the AES-256-GCM engine, [`cipher::Aes256Gcm`], with runtime
+//!   CPU dispatch between backends ([`cipher::Backend`]).
+//! - [`body`]: the object body, Cobblestone-256 (C2SP chunked-encryption v1
+//!   with AES-256-GCM): key commitment, 16 KiB chunks sealed and opened in
+//!   parallel over slices, streams ([`body::SealWriter`], [`body::OpenReader`])
+//!   and memory-mapped files, and range reads that open only the chunks they
+//!   touch.
+//! - [`format`]: the [`Envelope`], objseal's versioned binary object header
+//!   (no cryptography), and the canonical encoding of an object's identity
+//!   ([`ObjectBinding`]) that binds a body to its object.
+//!
+//! The byte-level format is specified in `docs/FORMAT.md`.
 //!
 //! ```
 //! use objseal::cipher::Aes256Gcm;
@@ -24,11 +36,30 @@
 //! # Ok::<(), objseal::Error>(())
 //! ```
 //!
+//! Sealing an object body under a fresh data key, bound to its object:
+//!
+//! ```
+//! use objseal::{body, DataKey, Mode, ObjectBinding};
+//!
+//! let key = DataKey::generate()?;
+//! let object = ObjectBinding::new("bucket", "reports/q3.csv")?;
+//! let context = object.body_context(Mode::SseS3, "master-key-1");
+//!
+//! let sealed = body::seal(&key, &context, b"a,b,c\n1,2,3\n")?;
+//! assert_eq!(body::open(&key, &context, &sealed)?, b"a,b,c\n1,2,3\n");
+//! # Ok::<(), objseal::Error>(())
+//! ```
+//!
 //! `unsafe` is denied at the crate root; the only modules that opt out are the
-//! x86 cipher kernels (`grep -rn "allow(unsafe_code)" src` lists them).
+//! x86 cipher kernels and the memory mapping of input files in
+//! `body::file` (`grep -rn "allow(unsafe_code)" src` lists them).
 
+pub mod body;
 pub mod cipher;
 mod error;
+pub mod format;
 
+pub use body::DataKey;
 pub use cipher::{Backend, CpuReport, cpu_report};
-pub use error::{CipherError, Error};
+pub use error::{BodyError, CipherError, Error, FormatError};
+pub use format::{Envelope, Mode, ObjectBinding};
