@@ -36,3 +36,27 @@ mod cipher_differential;
 fn replay_cipher_differential() {
     replay("cipher_differential", cipher_differential::run);
 }
+
+#[path = "../fuzz/logic/envelope_parse.rs"]
+mod envelope_parse;
+
+#[test]
+fn replay_envelope_parse() {
+    replay("envelope_parse", envelope_parse::run);
+}
+
+#[path = "../fuzz/logic/body_open.rs"]
+mod body_open;
+
+#[test]
+fn replay_body_open() {
+    replay("body_open", body_open::run);
+}
+
+#[path = "../fuzz/logic/body_roundtrip.rs"]
+mod body_roundtrip;
+
+#[test]
+fn replay_body_roundtrip() {
+    replay("body_roundtrip", body_roundtrip::run);
+}
