@@ -182,39 +182,6 @@ aesni_clmul_features! {
         acc
     }
 
-    /// The stitched kernel: keystream for the next 8 counter blocks and the
-    /// GHASH of the 8 blocks of `h`, with one reduction.
-    #[inline]
-    fn stitched(k: &Key, ctr: &mut __m128i, acc: __m128i, h: &[u8; STRIDE]) -> ([__m128i; BLOCKS], __m128i) {
-        let (h, _) = h.as_chunks::<16>();
-        let mut s = counters(k, ctr);
-        let mut sums = [_mm_setzero_si128(); 3];
-        let acc = _mm_shuffle_epi8(acc, ks::bswap_mask());
-        macro_rules! step {
-            ($r:literal, $j:literal) => {
-                round(k, &mut s, $r);
-                let x = load(&h[$j]);
-                let x = if $j == 0 { _mm_xor_si128(x, acc) } else { x };
-                mul_add(k, &mut sums, x, $j);
-            };
-        }
-        step!(1, 0);
-        step!(2, 1);
-        step!(3, 2);
-        step!(4, 3);
-        step!(5, 4);
-        step!(6, 5);
-        step!(7, 6);
-        step!(8, 7);
-        round(k, &mut s, 9);
-        let acc = finish(&sums);
-        for r in 10..ROUND_KEYS - 1 {
-            round(k, &mut s, r);
-        }
-        last_round(k, &mut s);
-        (s, acc)
-    }
-
     #[inline]
     fn xor_into(out: &mut [u8; STRIDE], ks: &[__m128i; BLOCKS]) {
         let (out, _) = out.as_chunks_mut::<16>();
@@ -223,30 +190,89 @@ aesni_clmul_features! {
         }
     }
 
-    /// Seals whole strides (any number); the ciphertext of stride i is
-    /// hashed while stride i + 1 is encrypted.
-    fn seal_strides(k: &Key, ctr: &mut __m128i, mut acc: __m128i, data: &mut [[u8; STRIDE]]) -> __m128i {
-        let Some((first, rest)) = data.split_first_mut() else {
+    /// The stitched kernel, over whole strides (any number, none included).
+    /// Each iteration runs the AES rounds of 8 counter blocks interleaved
+    /// with the GHASH of 8 ciphertext blocks and one reduction: when
+    /// sealing, those of the previous stride (already written; the first
+    /// stride is only encrypted, the last only hashed after the loop); when
+    /// opening, those of the current stride, before it is overwritten.
+    /// Returns the new accumulator.
+    fn crypt_strides<const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m128i,
+        mut acc: __m128i,
+        data: &mut [[u8; STRIDE]],
+    ) -> __m128i {
+        let n = data.len();
+        if n == 0 {
             return acc;
-        };
-        xor_into(first, &keystream(k, ctr));
-        let mut prev = first;
-        for cur in rest {
-            let (ks, a) = stitched(k, ctr, acc, prev);
-            xor_into(cur, &ks);
-            acc = a;
-            prev = cur;
         }
-        ghash_upto8(k, acc, prev, BLOCKS)
+        let start = if SEAL {
+            xor_into(&mut data[0], &keystream(k, ctr));
+            1
+        } else {
+            0
+        };
+        for i in start..n {
+            let (h, _) = data[if SEAL { i - 1 } else { i }].as_chunks::<16>();
+            let mut s = counters(k, ctr);
+            let mut sums = [_mm_setzero_si128(); 3];
+            let a = _mm_shuffle_epi8(acc, ks::bswap_mask());
+            macro_rules! step {
+                ($r:literal, $j:literal) => {
+                    round(k, &mut s, $r);
+                    let x = load(&h[$j]);
+                    let x = if $j == 0 { _mm_xor_si128(x, a) } else { x };
+                    mul_add(k, &mut sums, x, $j);
+                };
+            }
+            step!(1, 0);
+            step!(2, 1);
+            step!(3, 2);
+            step!(4, 3);
+            step!(5, 4);
+            step!(6, 5);
+            step!(7, 6);
+            step!(8, 7);
+            round(k, &mut s, 9);
+            acc = finish(&sums);
+            for r in 10..ROUND_KEYS - 1 {
+                round(k, &mut s, r);
+            }
+            last_round(k, &mut s);
+            xor_into(&mut data[i], &s);
+        }
+        if SEAL {
+            acc = ghash_upto8(k, acc, &data[n - 1], BLOCKS);
+        }
+        acc
     }
 
-    /// Opens whole strides (any number); each is hashed before it is decrypted.
-    fn open_strides(k: &Key, ctr: &mut __m128i, mut acc: __m128i, data: &mut [[u8; STRIDE]]) -> __m128i {
-        for cur in data {
-            let (ks, a) = stitched(k, ctr, acc, cur);
-            xor_into(cur, &ks);
-            acc = a;
+    /// The last partial stride (1 to 127 bytes), through a zero-padded copy
+    /// on the stack.
+    fn crypt_tail<const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m128i,
+        mut acc: __m128i,
+        tail: &mut [u8],
+    ) -> __m128i {
+        let n = tail.len().div_ceil(16);
+        let mut tmp = [0u8; STRIDE];
+        tmp[..tail.len()].copy_from_slice(tail);
+        if !SEAL {
+            acc = ghash_upto8(k, acc, &tmp, n);
         }
+        let ks = keystream(k, ctr);
+        let (blocks, _) = tmp.as_chunks_mut::<16>();
+        for (b, ks) in blocks.iter_mut().zip(&ks).take(n) {
+            store(b, _mm_xor_si128(load(b), *ks));
+        }
+        tail.copy_from_slice(&tmp[..tail.len()]);
+        if SEAL {
+            tmp[tail.len()..].fill(0);
+            acc = ghash_upto8(k, acc, &tmp, n);
+        }
+        ks::wipe(&mut tmp);
         acc
     }
 
@@ -268,36 +294,13 @@ aesni_clmul_features! {
 
         let mut acc = ghash_padded(k, _mm_setzero_si128(), aad);
         let (strides, _) = buf.as_chunks_mut::<STRIDE>();
-        acc = if SEAL {
-            seal_strides(k, &mut ctr, acc, strides)
-        } else {
-            open_strides(k, &mut ctr, acc, strides)
-        };
+        acc = crypt_strides::<SEAL>(k, &mut ctr, acc, strides);
         let len = length_block(aad.len(), buf.len());
         let tail_at = buf.len() - buf.len() % STRIDE;
-        let tail = &mut buf[tail_at..];
-        let n = tail.len().div_ceil(16);
-        let mut tmp = [0u8; STRIDE];
-        tmp[..tail.len()].copy_from_slice(tail);
-        if !SEAL {
-            acc = ghash_upto8(k, acc, &tmp, n);
+        if tail_at < buf.len() {
+            acc = crypt_tail::<SEAL>(k, &mut ctr, acc, &mut buf[tail_at..]);
         }
-        if !tail.is_empty() {
-            let ks = keystream(k, &mut ctr);
-            let (blocks, _) = tmp.as_chunks_mut::<16>();
-            for (b, ks) in blocks.iter_mut().zip(&ks).take(n) {
-                store(b, _mm_xor_si128(load(b), *ks));
-            }
-            tail.copy_from_slice(&tmp[..tail.len()]);
-        }
-        if SEAL {
-            tmp[tail.len()..].fill(0);
-            acc = ghash_upto8(k, acc, &tmp, n);
-        }
-        tmp.zeroize();
-        let mut one = [0u8; STRIDE];
-        one[..16].copy_from_slice(&len);
-        acc = ghash_upto8(k, acc, &one, 1);
+        acc = ks::ghash_block(acc, &len, &k.pows[BLOCKS - 1]);
         let s = _mm_shuffle_epi8(acc, ks::bswap_mask());
         let mut tag = [0u8; TAG_LEN];
         store(&mut tag, _mm_xor_si128(s, mask));

@@ -40,6 +40,17 @@ pub(super) fn store(b: &mut [u8; 16], v: __m128i) {
     unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), v) }
 }
 
+/// Overwrites a stack buffer that held keystream or plaintext, with writes
+/// the compiler may not drop (16 bytes at a time, unlike a byte-wise wipe).
+pub(super) fn wipe<const N: usize>(buf: &mut [u8; N]) {
+    let (chunks, rest) = buf.as_chunks_mut::<16>();
+    for c in chunks {
+        // SAFETY: `c` is a unique reference to 16 writable bytes.
+        unsafe { core::ptr::write_volatile(c, [0u8; 16]) };
+    }
+    rest.zeroize();
+}
+
 aesni_clmul_features! {
     /// The shuffle that reverses the 16 bytes of a block.
     #[inline]
@@ -152,5 +163,12 @@ aesni_clmul_features! {
         }
         h.zeroize();
         k1.zeroize();
+    }
+
+    /// Hashes one block: `dot(acc ^ X, K_1)`, with X byte-reversed here.
+    #[inline]
+    pub(super) fn ghash_block(acc: __m128i, block: &[u8; 16], k1: &[u8; 16]) -> __m128i {
+        let x = _mm_shuffle_epi8(load(block), bswap_mask());
+        dot(_mm_xor_si128(acc, x), load(k1))
     }
 }

@@ -248,45 +248,6 @@ vaes_clmul_avx2_features! {
         acc
     }
 
-    /// The stitched kernel: keystream for the next 16 counter blocks and the
-    /// GHASH of the 16 blocks `h`, with one reduction. Any stride-aligned
-    /// input of whole strides; the caller XORs the keystream in.
-    #[inline]
-    fn stitched(
-        k: &Key,
-        ctr: &mut __m256i,
-        acc: __m128i,
-        h: &[u8; STRIDE],
-    ) -> ([__m256i; VECS], __m128i) {
-        let (h, _) = h.as_chunks::<32>();
-        let mut s = counters(k, ctr);
-        let mut sums = [_mm256_setzero_si256(); 3];
-        let acc = _mm256_shuffle_epi8(widen(acc), bswap());
-        macro_rules! step {
-            ($r:literal, $m:literal) => {
-                round(k, &mut s, $r);
-                let x = load(&h[$m]);
-                let x = if $m == 0 { _mm256_xor_si256(x, acc) } else { x };
-                mul_add(k, &mut sums, x, 2 * $m);
-            };
-        }
-        step!(1, 0);
-        step!(2, 1);
-        step!(3, 2);
-        step!(4, 3);
-        step!(5, 4);
-        step!(6, 5);
-        step!(7, 6);
-        step!(8, 7);
-        round(k, &mut s, 9);
-        let acc = finish(&sums);
-        for r in 10..ROUND_KEYS - 1 {
-            round(k, &mut s, r);
-        }
-        last_round(k, &mut s);
-        (s, acc)
-    }
-
     #[inline]
     fn xor_into(out: &mut [u8; STRIDE], ks: &[__m256i; VECS]) {
         let (out, _) = out.as_chunks_mut::<32>();
@@ -295,29 +256,101 @@ vaes_clmul_avx2_features! {
         }
     }
 
-    /// Seals whole strides; the ciphertext of stride i is hashed while
-    /// stride i + 1 is encrypted.
-    fn seal_strides(k: &Key, ctr: &mut __m256i, mut acc: __m128i, data: &mut [[u8; STRIDE]]) -> __m128i {
-        let Some((first, rest)) = data.split_first_mut() else {
+    /// The stitched kernel, over whole strides (any number, none included).
+    /// Each iteration runs the AES rounds of 16 counter blocks interleaved
+    /// with the GHASH of 16 ciphertext blocks and one reduction: when
+    /// sealing, those of the previous stride (already written; the first
+    /// stride is only encrypted, the last only hashed after the loop); when
+    /// opening, those of the current stride, before it is overwritten.
+    /// Returns the new accumulator.
+    fn crypt_strides<const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m256i,
+        mut acc: __m128i,
+        data: &mut [[u8; STRIDE]],
+    ) -> __m128i {
+        let n = data.len();
+        if n == 0 {
             return acc;
-        };
-        xor_into(first, &keystream(k, ctr));
-        let mut prev = first;
-        for cur in rest {
-            let (ks, a) = stitched(k, ctr, acc, prev);
-            xor_into(cur, &ks);
-            acc = a;
-            prev = cur;
         }
-        ghash_upto16(k, acc, prev, BLOCKS)
+        let start = if SEAL {
+            xor_into(&mut data[0], &keystream(k, ctr));
+            1
+        } else {
+            0
+        };
+        for i in start..n {
+            let (h, _) = data[if SEAL { i - 1 } else { i }].as_chunks::<32>();
+            let mut s = counters(k, ctr);
+            let mut sums = [_mm256_setzero_si256(); 3];
+            let a = _mm256_shuffle_epi8(widen(acc), bswap());
+            macro_rules! step {
+                ($r:literal, $m:literal) => {
+                    round(k, &mut s, $r);
+                    let x = load(&h[$m]);
+                    let x = if $m == 0 { _mm256_xor_si256(x, a) } else { x };
+                    mul_add(k, &mut sums, x, 2 * $m);
+                };
+            }
+            step!(1, 0);
+            step!(2, 1);
+            step!(3, 2);
+            step!(4, 3);
+            step!(5, 4);
+            step!(6, 5);
+            step!(7, 6);
+            step!(8, 7);
+            round(k, &mut s, 9);
+            acc = finish(&sums);
+            for r in 10..ROUND_KEYS - 1 {
+                round(k, &mut s, r);
+            }
+            last_round(k, &mut s);
+            xor_into(&mut data[i], &s);
+        }
+        if SEAL {
+            acc = ghash_upto16(k, acc, &data[n - 1], BLOCKS);
+        }
+        acc
     }
 
-    /// Opens whole strides; each stride is hashed before it is decrypted.
-    fn open_strides(k: &Key, ctr: &mut __m256i, mut acc: __m128i, data: &mut [[u8; STRIDE]]) -> __m128i {
-        for cur in data {
-            let (ks, a) = stitched(k, ctr, acc, cur);
-            xor_into(cur, &ks);
-            acc = a;
+    /// The last partial stride (1 to 255 bytes), through a zero-padded
+    /// copy on the stack, hashed together with the length block `len` when
+    /// there is room for it.
+    fn crypt_tail<const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m256i,
+        mut acc: __m128i,
+        tail: &mut [u8],
+        len: &[u8; 16],
+    ) -> __m128i {
+        let mut tmp = [0u8; STRIDE];
+        let n = tail.len().div_ceil(16);
+        let with_len = n < BLOCKS;
+        let hashed = n + usize::from(with_len);
+        tmp[..tail.len()].copy_from_slice(tail);
+        if with_len {
+            tmp[16 * n..16 * n + 16].copy_from_slice(len);
+        }
+        if !SEAL {
+            acc = ghash_upto16(k, acc, &tmp, hashed);
+        }
+        let ks = keystream(k, ctr);
+        let (regs, _) = tmp.as_chunks_mut::<32>();
+        for (r, ks) in regs.iter_mut().zip(&ks).take(n.div_ceil(2)) {
+            store(r, _mm256_xor_si256(load(r), *ks));
+        }
+        tail.copy_from_slice(&tmp[..tail.len()]);
+        if SEAL {
+            tmp[tail.len()..16 * n].fill(0);
+            if with_len {
+                tmp[16 * n..16 * n + 16].copy_from_slice(len);
+            }
+            acc = ghash_upto16(k, acc, &tmp, hashed);
+        }
+        ks::wipe(&mut tmp);
+        if !with_len {
+            acc = ks::ghash_block(acc, len, &k.pows[BLOCKS - 1]);
         }
         acc
     }
@@ -345,47 +378,13 @@ vaes_clmul_avx2_features! {
 
         let mut acc = ghash_padded(k, _mm_setzero_si128(), aad);
         let (strides, _) = buf.as_chunks_mut::<STRIDE>();
-        acc = if SEAL {
-            seal_strides(k, &mut ctr, acc, strides)
-        } else {
-            open_strides(k, &mut ctr, acc, strides)
-        };
+        acc = crypt_strides::<SEAL>(k, &mut ctr, acc, strides);
         let len = length_block(aad.len(), buf.len());
         let tail_at = buf.len() - buf.len() % STRIDE;
-        let tail = &mut buf[tail_at..];
-        let mut tmp = [0u8; STRIDE];
-        let n = tail.len().div_ceil(16);
-        // The length block rides along with the tail when there is room.
-        let with_len = n < BLOCKS;
-        tmp[..tail.len()].copy_from_slice(tail);
-        if with_len {
-            tmp[16 * n..16 * n + 16].copy_from_slice(&len);
-        }
-        let hashed = n + usize::from(with_len);
-        if !SEAL {
-            acc = ghash_upto16(k, acc, &tmp, hashed);
-        }
-        if !tail.is_empty() {
-            let ks = keystream(k, &mut ctr);
-            let (regs, _) = tmp.as_chunks_mut::<32>();
-            for (r, ks) in regs.iter_mut().zip(&ks).take(n.div_ceil(2)) {
-                store(r, _mm256_xor_si256(load(r), *ks));
-            }
-            tail.copy_from_slice(&tmp[..tail.len()]);
-        }
-        if SEAL {
-            tmp[tail.len()..16 * n].fill(0);
-            if with_len {
-                tmp[16 * n..16 * n + 16].copy_from_slice(&len);
-            }
-            acc = ghash_upto16(k, acc, &tmp, hashed);
-        }
-        tmp.zeroize();
-        if !with_len {
-            let mut one = [0u8; STRIDE];
-            one[..16].copy_from_slice(&len);
-            acc = ghash_upto16(k, acc, &one, 1);
-        }
+        acc = match &mut buf[tail_at..] {
+            [] => ks::ghash_block(acc, &len, &k.pows[BLOCKS - 1]),
+            tail => crypt_tail::<SEAL>(k, &mut ctr, acc, tail, &len),
+        };
         let s = _mm_shuffle_epi8(acc, ks::bswap_mask());
         let mut tag = [0u8; TAG_LEN];
         ks::store(&mut tag, _mm_xor_si128(s, mask));
