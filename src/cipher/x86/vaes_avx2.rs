@@ -143,14 +143,29 @@ vaes_clmul_avx2_features! {
 
     /// The 16 counter blocks of the next stride, whitened with round key 0;
     /// advances `ctr` (two byte-reversed counter blocks, lane 1 one ahead).
+    ///
+    /// When the low byte of the counter does not wrap within the stride (15
+    /// strides in 16), the blocks are made by adding to that byte in place
+    /// (one byte swap per stride instead of one per register). The branch
+    /// is on the counter, which is public (nonce and position).
     #[inline]
     fn counters(k: &Key, ctr: &mut __m256i) -> [__m256i; VECS] {
         let (bswap, rk0) = (bswap(), load(&k.rk2[0]));
         let mut s = [_mm256_setzero_si256(); VECS];
-        for (j, s) in s.iter_mut().enumerate() {
-            let step = 2 * j as i32;
-            let c = _mm256_add_epi32(*ctr, _mm256_set_epi32(0, 0, 0, step, 0, 0, 0, step));
-            *s = _mm256_xor_si256(_mm256_shuffle_epi8(c, bswap), rk0);
+        let low_byte = _mm256_cvtsi256_si32(*ctr) as u32 & 0xff;
+        if low_byte < 256 - BLOCKS as u32 {
+            let base = _mm256_shuffle_epi8(*ctr, bswap);
+            for (j, s) in s.iter_mut().enumerate() {
+                let step = (2 * j as i32) << 24;
+                let c = _mm256_add_epi32(base, _mm256_set_epi32(step, 0, 0, 0, step, 0, 0, 0));
+                *s = _mm256_xor_si256(c, rk0);
+            }
+        } else {
+            for (j, s) in s.iter_mut().enumerate() {
+                let step = 2 * j as i32;
+                let c = _mm256_add_epi32(*ctr, _mm256_set_epi32(0, 0, 0, step, 0, 0, 0, step));
+                *s = _mm256_xor_si256(_mm256_shuffle_epi8(c, bswap), rk0);
+            }
         }
         let step = BLOCKS as i32;
         *ctr = _mm256_add_epi32(*ctr, _mm256_set_epi32(0, 0, 0, step, 0, 0, 0, step));
