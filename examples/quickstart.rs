@@ -14,7 +14,9 @@ const TOTAL: usize = 256 << 20;
 fn main() -> Result<(), objseal::Error> {
     println!("{}\n", objseal::cpu_report());
     let key: [u8; 32] = std::array::from_fn(|i| i as u8 ^ 0x5c);
-    let original: Vec<u8> = (0..TOTAL).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let original: Vec<u8> = (0..TOTAL)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
 
     println!("{:<16} {:>10} {:>10}", "backend", "seal GB/s", "open GB/s");
     for backend in Backend::available() {
@@ -38,10 +40,18 @@ fn main() -> Result<(), objseal::Error> {
         let mut tampered = original[..MESSAGE].to_vec();
         let tag = gcm.seal_in_place(&nonce(0), b"quickstart", &mut tampered)?;
         tampered[12345] ^= 0x01;
-        assert!(gcm.open_in_place(&nonce(0), b"quickstart", &mut tampered, &tag).is_err());
+        assert!(
+            gcm.open_in_place(&nonce(0), b"quickstart", &mut tampered, &tag)
+                .is_err()
+        );
 
         let gbps = |d: std::time::Duration| TOTAL as f64 / d.as_secs_f64() / 1e9;
-        println!("{:<16} {:>10.2} {:>10.2}", backend.name(), gbps(seal), gbps(open));
+        println!(
+            "{:<16} {:>10.2} {:>10.2}",
+            backend.name(),
+            gbps(seal),
+            gbps(open)
+        );
     }
     println!("\nround trips exact, tampering refused");
     Ok(())

@@ -51,7 +51,11 @@ fn round_trips() {
     ] {
         let bytes = env.encode().unwrap();
         assert!(bytes.len() <= format::MAX_ENVELOPE_LEN);
-        assert_eq!(format::MAX_ENVELOPE_LEN, 189_011, "docs/FORMAT.md states this bound");
+        assert_eq!(
+            format::MAX_ENVELOPE_LEN,
+            189_011,
+            "docs/FORMAT.md states this bound"
+        );
         assert_eq!(Envelope::parse(&bytes).unwrap(), env);
         assert_eq!(
             Envelope::from_base64(&env.to_base64().unwrap()).unwrap(),

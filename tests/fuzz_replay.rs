@@ -14,9 +14,17 @@ use std::path::Path;
 fn replay(target: &str, run: fn(&[u8])) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut count = 0;
-    for dir in [root.join("regressions").join(target), root.join("corpus").join(target)] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    for dir in [
+        root.join("regressions").join(target),
+        root.join("corpus").join(target),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut paths: Vec<_> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
         paths.sort();
         for path in paths {
             let data = std::fs::read(&path).unwrap();
@@ -25,7 +33,11 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
             count += 1;
         }
     }
-    assert!(count > 0, "no inputs for fuzz target {target} under {}", root.display());
+    assert!(
+        count > 0,
+        "no inputs for fuzz target {target} under {}",
+        root.display()
+    );
     count
 }
 

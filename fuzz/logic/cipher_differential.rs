@@ -34,7 +34,8 @@ pub fn run(data: &[u8]) {
     // The flipped bit lands in the ciphertext, the tag, the AAD or the nonce.
     let total_bits = (ref_ct.len() + 16 + aad.len() + 12) * 8;
     let bit = usize::from(flip) % total_bits;
-    let (mut t_ct, mut t_tag, mut t_aad, mut t_nonce) = (ref_ct.clone(), ref_tag, aad.to_vec(), nonce.to_vec());
+    let (mut t_ct, mut t_tag, mut t_aad, mut t_nonce) =
+        (ref_ct.clone(), ref_tag, aad.to_vec(), nonce.to_vec());
     let mut b = bit;
     let mask = 1u8 << (b % 8);
     if b < t_ct.len() * 8 {
@@ -66,7 +67,12 @@ pub fn run(data: &[u8]) {
 
     let mut ref_raw = msg.to_vec();
     let ref_raw_ok = reference
-        .decrypt_inout_detached(nonce.try_into().unwrap(), aad, ref_raw.as_mut_slice().into(), &ref_tag.into())
+        .decrypt_inout_detached(
+            nonce.try_into().unwrap(),
+            aad,
+            ref_raw.as_mut_slice().into(),
+            &ref_tag.into(),
+        )
         .is_ok();
 
     for backend in Backend::available() {
@@ -81,7 +87,10 @@ pub fn run(data: &[u8]) {
         let mut tampered = t_ct.clone();
         let r = gcm.open_in_place(&t_nonce, &t_aad, &mut tampered, &t_tag);
         assert!(r.is_err(), "{backend}: accepted a one-bit change");
-        assert!(tampered.iter().all(|&x| x == 0), "{backend}: released unauthenticated bytes");
+        assert!(
+            tampered.iter().all(|&x| x == 0),
+            "{backend}: released unauthenticated bytes"
+        );
 
         let mut raw = msg.to_vec();
         let ok = gcm.open_in_place(nonce, aad, &mut raw, &ref_tag).is_ok();
