@@ -15,10 +15,7 @@
 //! Nothing branches on or indexes memory by secret data.
 //!
 //! The 256-bit VAES/VPCLMULQDQ intrinsics and target features are stable
-//! since Rust 1.89: the crate's `rust-version` must say so (until it does,
-//! clippy's MSRV lint is silenced here).
-
-#![allow(clippy::incompatible_msrv)] // VAES needs Rust 1.89; see above.
+//! since Rust 1.89, hence the crate's `rust-version`.
 
 use core::arch::x86_64::*;
 
