@@ -214,6 +214,10 @@ aesni_clmul_features! {
             0
         };
         for i in start..n {
+            // An opaque copy of the key reference, so that the round keys
+            // and powers are loaded inside the loop (as memory operands)
+            // instead of being hoisted into registers and spilled.
+            let k = core::hint::black_box(k);
             let (h, _) = data[if SEAL { i - 1 } else { i }].as_chunks::<16>();
             let mut s = counters(k, ctr);
             let mut sums = [_mm_setzero_si128(); 3];
