@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::cipher::Backend;
+use crate::format::Mode;
 
 /// Every error objseal returns.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,13 @@ pub enum Error {
     /// belong to the object it was read for.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// A data key could not be wrapped or unwrapped, or a keyring or key
+    /// store refused the operation.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The key-management service (SSE-KMS) refused the request.
+    #[error(transparent)]
+    Kms(#[from] KmsError),
     /// Reading or writing failed.
     #[error("{}: {source}", match path { Some(p) => format!("I/O error on {}", p.display()), None => "I/O error".to_owned() })]
     Io {
@@ -324,5 +332,264 @@ pub enum FormatError {
         expected: String,
         /// The object it names.
         found: String,
+    },
+}
+
+/// Errors of the key hierarchy ([`crate::keys`], [`crate::engine`]): wrapping
+/// and unwrapping data keys, the SSE-S3 keyring, SSE-C customer keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed: {reason}")]
+    Random {
+        /// What getrandom reported.
+        reason: String,
+    },
+    /// A key is not 32 bytes.
+    #[error("{what} is {got} bytes; it must be exactly 32 bytes (256 bits)")]
+    InvalidKeyLength {
+        /// Which kind of key.
+        what: &'static str,
+        /// Length that was passed, in bytes.
+        got: usize,
+    },
+    /// The wrapped data key does not open under the key-encryption key
+    /// derived for this object: it was copied from another object, read under
+    /// another mode, key or version, or its envelope was modified.
+    #[error(
+        "the wrapped data key ({mode:?}, key {key_id:?} version {key_version}) does not open: the envelope was copied from another object, read under another mode or key, or modified; nothing was decrypted"
+    )]
+    UnwrapFailed {
+        /// The envelope's mode.
+        mode: Mode,
+        /// The envelope's key id.
+        key_id: String,
+        /// The envelope's key version.
+        key_version: u32,
+    },
+    /// The keyring has no such version.
+    #[error(
+        "master key {key_id:?} has no version {version}; was the object sealed under another keyring?"
+    )]
+    UnknownKeyVersion {
+        /// The key id.
+        key_id: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// The version was retired and its key material destroyed.
+    #[error(
+        "master key {key_id:?} version {version} was retired; objects still wrapped under it cannot be opened"
+    )]
+    KeyRetired {
+        /// The key id.
+        key_id: String,
+        /// The retired version.
+        version: u32,
+    },
+    /// The object was sealed under another keyring's master key.
+    #[error(
+        "object was sealed under master key {object:?}, but this keyring holds {keyring:?}; open it with its keyring"
+    )]
+    WrongKeyring {
+        /// This keyring's key id.
+        keyring: String,
+        /// The key id in the envelope.
+        object: String,
+    },
+    /// No version number is left.
+    #[error("master key {key_id:?} has used every version number; create a new keyring")]
+    VersionsExhausted {
+        /// The key id.
+        key_id: String,
+    },
+    /// Retiring the active version was asked for.
+    #[error("version {version} is the active master key version; rotate first, then retire it")]
+    RetireActive {
+        /// The version.
+        version: u32,
+    },
+    /// Objects are still wrapped under the version to retire.
+    #[error(
+        "master key version {version} still wraps {objects} object(s); rewrap them first, or force the retirement to make them unreadable"
+    )]
+    VersionStillInUse {
+        /// The version.
+        version: u32,
+        /// How many of the listed objects use it.
+        objects: usize,
+    },
+    /// A secret key file may be read by its group or others.
+    #[error("{} has mode {mode:o}, readable beyond its owner; run `chmod 600` on it (and check who read it)", path.display())]
+    InsecurePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A keyring or key-store file does not parse.
+    #[error("key store {} is corrupt: {reason}; restore it from a backup", path.display())]
+    CorruptStore {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The object is not encrypted in the mode the operation needs.
+    #[error("object is encrypted with {found:?}, not {expected:?}")]
+    ModeMismatch {
+        /// The mode the operation needs.
+        expected: Mode,
+        /// The object's mode.
+        found: Mode,
+    },
+    /// The wrapped key's details are of a version this build does not read.
+    #[error(
+        "{mode:?} key details version {version} is not supported (this build reads version 1); upgrade objseal"
+    )]
+    UnsupportedDetails {
+        /// The envelope's mode.
+        mode: Mode,
+        /// The version found.
+        version: u8,
+    },
+    /// The encryption context in the details is not sorted or repeats a key.
+    #[error(
+        "encryption context in the envelope is not in canonical order at key {key:?}; the envelope is corrupt"
+    )]
+    ContextNotCanonical {
+        /// The key out of order.
+        key: String,
+    },
+    /// SSE-C: the customer key is not the one the object was sealed with.
+    #[error(
+        "access denied: the customer-provided key does not match the key this object was encrypted with"
+    )]
+    AccessDenied,
+    /// SSE-C: the object needs its customer key and none was given.
+    #[error(
+        "the object is encrypted with a customer-provided key (SSE-C); supply that key to read it"
+    )]
+    CustomerKeyRequired,
+    /// A customer key was given for an object that is not SSE-C.
+    #[error(
+        "a customer-provided key was given, but the object is encrypted with {mode:?}; do not send SSE-C parameters for it"
+    )]
+    CustomerKeyNotApplicable {
+        /// The object's mode.
+        mode: Mode,
+    },
+    /// The engine was built without what this mode needs.
+    #[error("{what} is not configured on this engine; add it with the builder")]
+    NotConfigured {
+        /// What is missing (a keyring, a KMS, a default KMS key).
+        what: &'static str,
+    },
+    /// A rewrap would change the body's binding (mode or key id), which
+    /// only re-encryption can do.
+    #[error(
+        "rewrap from {from_mode:?} key {from_key_id:?} to {to_mode:?} key {to_key_id:?} would change the body's context; use reencrypt instead"
+    )]
+    RewrapChangesBinding {
+        /// The current mode.
+        from_mode: Mode,
+        /// The current key id.
+        from_key_id: String,
+        /// The requested mode.
+        to_mode: Mode,
+        /// The requested key id.
+        to_key_id: String,
+    },
+}
+
+/// Errors of a key-management service (SSE-KMS). Each is distinct, and
+/// [`crate::keys::LocalKms`] audits each one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KmsError {
+    /// No key has this id, ARN or alias.
+    #[error("KMS key {key_id:?} does not exist (check the id, ARN or alias)")]
+    NotFound {
+        /// The key reference that was given.
+        key_id: String,
+    },
+    /// The key is disabled.
+    #[error("KMS key {arn} is disabled; enable it to use it")]
+    Disabled {
+        /// The key's ARN.
+        arn: String,
+    },
+    /// The key is scheduled for deletion.
+    #[error("KMS key {arn} is pending deletion on {deletion_date}; cancel the deletion to use it")]
+    PendingDeletion {
+        /// The key's ARN.
+        arn: String,
+        /// When it will be deleted (RFC 3339, UTC).
+        deletion_date: String,
+    },
+    /// The key is in another region than the bucket (the KMS endpoint).
+    #[error(
+        "KMS key {arn} is in region {key_region}, but the bucket is in {region}; use a key in the bucket's region"
+    )]
+    WrongRegion {
+        /// The key's ARN (or the reference given).
+        arn: String,
+        /// The key's region.
+        key_region: String,
+        /// The region of the request.
+        region: String,
+    },
+    /// The encryption context is malformed (reserved key, out of bounds).
+    #[error("invalid encryption context: {reason}")]
+    InvalidContext {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The encryption context differs from the one the data key was
+    /// generated under.
+    #[error(
+        "the encryption context does not match the one the data key was generated with; pass the same context"
+    )]
+    ContextMismatch,
+    /// The ciphertext blob is malformed or does not decrypt.
+    #[error("KMS ciphertext blob is invalid: {reason}")]
+    InvalidCiphertext {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key reference is neither a key id, a key ARN nor an alias.
+    #[error(
+        "{value:?} is not a KMS key id, key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) or alias (alias/NAME)"
+    )]
+    InvalidKeyReference {
+        /// The reference given.
+        value: String,
+    },
+    /// The alias already names a key.
+    #[error("alias {alias} already exists; delete it or choose another name")]
+    AliasExists {
+        /// The alias.
+        alias: String,
+    },
+    /// The key's state does not allow this operation.
+    #[error("KMS key {arn}: {reason}")]
+    InvalidState {
+        /// The key's ARN.
+        arn: String,
+        /// Why the operation is refused.
+        reason: String,
+    },
+    /// A deletion window outside 7..=30 days.
+    #[error("deletion window of {days} days is outside 7..=30")]
+    InvalidDeletionWindow {
+        /// Days asked for.
+        days: u32,
+    },
+    /// The service could not be reached or failed (other implementations).
+    #[error("KMS unavailable: {reason}; retry later")]
+    Unavailable {
+        /// What failed.
+        reason: String,
     },
 }

@@ -56,10 +56,14 @@
 
 pub mod body;
 pub mod cipher;
+pub mod engine;
 mod error;
 pub mod format;
+pub mod keys;
 
 pub use body::DataKey;
 pub use cipher::{Backend, CpuReport, cpu_report};
-pub use error::{BodyError, CipherError, Error, FormatError};
+pub use engine::{Engine, EngineBuilder, OpenWith, SealMode};
+pub use error::{BodyError, CipherError, Error, FormatError, KeyError, KmsError};
 pub use format::{Envelope, Mode, ObjectBinding};
+pub use keys::{CustomerKey, EncryptionContext, Keyring, Kms, LocalKms, MasterKey};

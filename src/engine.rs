@@ -1,0 +1,593 @@
+//! The [`Engine`]: seals and opens whole objects (envelope and body) in the
+//! three S3 modes, and changes their keys ([`Engine::rewrap`],
+//! [`Engine::reencrypt`]).
+//!
+//! An object is its envelope followed by its body (`docs/FORMAT.md` §1, §5);
+//! the `*_detached` entry points keep the envelope apart, as object metadata.
+
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::body::{self, ByteRange, DataKey};
+use crate::error::{BodyError, Error, KeyError};
+use crate::format::{Envelope, Mode, ObjectBinding};
+use crate::keys::bucket_key::{BucketKeyCache, DEFAULT_BUCKET_KEY_TTL};
+use crate::keys::wrap::{self, WrapScope};
+use crate::keys::{CustomerKey, Details, EncryptionContext, Keyring, Kms, KmsDetails, sse_c};
+
+pub use stream::{ObjectReader, ObjectWriter};
+
+/// How to protect a new object's data key.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum SealMode<'a> {
+    /// SSE-S3: under the active version of the engine's keyring.
+    S3,
+    /// SSE-KMS: under a data key (or, with `bucket_key`, a bucket key) from
+    /// the engine's KMS.
+    Kms {
+        /// The customer master key (key id, ARN or alias); `None` for the
+        /// engine's default key.
+        key_id: Option<&'a str>,
+        /// The caller's encryption context, merged with
+        /// `{"aws:s3:arn": "arn:aws:s3:::BUCKET/KEY"}` (or the bucket's ARN
+        /// for a bucket key).
+        context: Option<&'a EncryptionContext>,
+        /// Use an S3 Bucket Key: one KMS call per bucket per cache period
+        /// instead of one per object.
+        bucket_key: bool,
+    },
+    /// SSE-C: under the customer's key, which is not stored.
+    C(&'a CustomerKey),
+}
+
+impl<'a> SealMode<'a> {
+    /// SSE-KMS under `key_id`, no caller context, no bucket key.
+    pub fn kms(key_id: &'a str) -> Self {
+        SealMode::Kms {
+            key_id: Some(key_id),
+            context: None,
+            bucket_key: false,
+        }
+    }
+
+    /// This SSE-KMS mode with the caller's encryption context (no effect on
+    /// other modes).
+    pub fn with_context(self, ctx: &'a EncryptionContext) -> Self {
+        match self {
+            SealMode::Kms {
+                key_id, bucket_key, ..
+            } => SealMode::Kms {
+                key_id,
+                context: Some(ctx),
+                bucket_key,
+            },
+            other => other,
+        }
+    }
+
+    /// This SSE-KMS mode with Bucket Keys on or off (no effect on other modes).
+    pub fn with_bucket_key(self, on: bool) -> Self {
+        match self {
+            SealMode::Kms {
+                key_id, context, ..
+            } => SealMode::Kms {
+                key_id,
+                context,
+                bucket_key: on,
+            },
+            other => other,
+        }
+    }
+
+    /// The envelope mode this seal mode produces.
+    pub fn mode(&self) -> Mode {
+        match self {
+            SealMode::S3 => Mode::SseS3,
+            SealMode::Kms { .. } => Mode::SseKms,
+            SealMode::C(_) => Mode::SseC,
+        }
+    }
+}
+
+/// What the caller brings to open an object.
+#[derive(Debug, Clone, Copy)]
+pub enum OpenWith<'a> {
+    /// Nothing: the object is SSE-S3 or SSE-KMS, whose keys the engine holds
+    /// or asks for.
+    Managed,
+    /// The customer key of an SSE-C object.
+    Customer(&'a CustomerKey),
+}
+
+/// Builds an [`Engine`].
+#[derive(Default)]
+pub struct EngineBuilder {
+    keyring: Option<Arc<Keyring>>,
+    kms: Option<Arc<dyn Kms>>,
+    principal: Option<String>,
+    default_kms_key: Option<String>,
+    bucket_key_ttl: Option<Duration>,
+}
+
+impl EngineBuilder {
+    /// The SSE-S3 keyring.
+    pub fn keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The key-management service for SSE-KMS.
+    pub fn kms(mut self, kms: Arc<dyn Kms>) -> Self {
+        self.kms = Some(kms);
+        self
+    }
+
+    /// The principal the engine names in KMS requests (default `objseal`).
+    pub fn principal(mut self, principal: impl Into<String>) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+
+    /// The KMS key used when a [`SealMode::Kms`] names none.
+    pub fn default_kms_key(mut self, key_id: impl Into<String>) -> Self {
+        self.default_kms_key = Some(key_id.into());
+        self
+    }
+
+    /// How long a bucket key is reused (default 5 minutes).
+    pub fn bucket_key_ttl(mut self, ttl: Duration) -> Self {
+        self.bucket_key_ttl = Some(ttl);
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            keyring: self.keyring,
+            kms: self.kms,
+            principal: self.principal.unwrap_or_else(|| "objseal".to_owned()),
+            default_kms_key: self.default_kms_key,
+            bucket_keys: Arc::new(BucketKeyCache::new(
+                self.bucket_key_ttl.unwrap_or(DEFAULT_BUCKET_KEY_TTL),
+            )),
+        }
+    }
+}
+
+/// Seals and opens objects in every SSE mode.
+///
+/// Every seal draws a fresh data key, wraps it per the [`SealMode`] into
+/// the envelope, and seals the body (in parallel) under the data key with
+/// the object's context. Every open checks, before any decryption, that the
+/// envelope names the object asked for, that the right kind of key is
+/// given, and that the body's length matches the envelope; then it unwraps
+/// the data key (a wrong SSE-C key fails as [`KeyError::AccessDenied`]) and
+/// opens the body, releasing no plaintext unless all of it authenticates.
+///
+/// ```
+/// use std::sync::Arc;
+/// use objseal::{Engine, EncryptionContext, Keyring, LocalKms, ObjectBinding, OpenWith, SealMode};
+/// use objseal::keys::CustomerKey;
+///
+/// let dir = tempfile::tempdir()?;
+/// let kms = Arc::new(LocalKms::open(dir.path().join("kms"), "us-east-1", "123456789012")?);
+/// let cmk = kms.create_key("app data", "admin")?;
+/// let engine = Engine::builder()
+///     .keyring(Arc::new(Keyring::create(dir.path().join("keyring.json"), "s3-master")?))
+///     .kms(kms)
+///     .principal("app")
+///     .build();
+/// let obj = ObjectBinding::new("bucket", "report.csv")?;
+///
+/// // SSE-S3
+/// let sealed = engine.seal(&SealMode::S3, &obj, b"a,b\n1,2\n")?;
+/// assert_eq!(engine.open(OpenWith::Managed, &obj, &sealed)?, b"a,b\n1,2\n");
+///
+/// // SSE-KMS with a context and a bucket key
+/// let ctx = EncryptionContext::new().with("team", "data")?;
+/// let mode = SealMode::kms(&cmk.arn).with_context(&ctx).with_bucket_key(true);
+/// let sealed = engine.seal(&mode, &obj, b"kms")?;
+/// assert_eq!(engine.open_range(OpenWith::Managed, &obj, &sealed, 1..3)?, b"ms");
+///
+/// // SSE-C: a wrong key is AccessDenied
+/// let key = CustomerKey::generate()?;
+/// let sealed = engine.seal(&SealMode::C(&key), &obj, b"mine")?;
+/// assert_eq!(engine.open(OpenWith::Customer(&key), &obj, &sealed)?, b"mine");
+/// let wrong = CustomerKey::generate()?;
+/// let err = engine.open(OpenWith::Customer(&wrong), &obj, &sealed).unwrap_err();
+/// assert!(matches!(err, objseal::Error::Key(objseal::KeyError::AccessDenied)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    keyring: Option<Arc<Keyring>>,
+    kms: Option<Arc<dyn Kms>>,
+    principal: String,
+    default_kms_key: Option<String>,
+    bucket_keys: Arc<BucketKeyCache>,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("keyring", &self.keyring)
+            .field("kms", &self.kms.is_some())
+            .field("principal", &self.principal)
+            .field("default_kms_key", &self.default_kms_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The same engine naming `principal` in its KMS requests (caches shared).
+    pub fn with_principal(&self, principal: impl Into<String>) -> Engine {
+        Engine {
+            principal: principal.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Forgets every cached bucket key (e.g. after disabling a KMS key).
+    pub fn clear_bucket_keys(&self) {
+        self.bucket_keys.clear();
+    }
+
+    fn keyring(&self) -> Result<&Keyring, Error> {
+        self.keyring.as_deref().ok_or_else(|| {
+            KeyError::NotConfigured {
+                what: "an SSE-S3 keyring",
+            }
+            .into()
+        })
+    }
+
+    fn kms(&self) -> Result<&dyn Kms, Error> {
+        self.kms.as_deref().ok_or_else(|| {
+            KeyError::NotConfigured {
+                what: "a KMS for SSE-KMS",
+            }
+            .into()
+        })
+    }
+
+    /// Wraps `dek` for a new envelope of `binding` under `mode`.
+    fn new_envelope(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        plaintext_len: u64,
+        dek: &DataKey,
+    ) -> Result<Envelope, Error> {
+        if plaintext_len > crate::format::MAX_PLAINTEXT_LEN {
+            return Err(BodyError::TooLong {
+                what: "plaintext",
+                len: plaintext_len,
+            }
+            .into());
+        }
+        let scope = WrapScope {
+            mode: mode.mode(),
+            binding,
+            plaintext_len,
+        };
+        let wrapped = match *mode {
+            SealMode::S3 => self.keyring()?.wrap(&scope, dek)?,
+            SealMode::Kms {
+                key_id,
+                context,
+                bucket_key,
+            } => {
+                let kms = self.kms()?;
+                let key_ref = match key_id.or(self.default_kms_key.as_deref()) {
+                    Some(k) => k,
+                    None => {
+                        return Err(KeyError::NotConfigured {
+                            what: "a default KMS key (no key id was given)",
+                        }
+                        .into());
+                    }
+                };
+                let empty = EncryptionContext::new();
+                let caller = context.unwrap_or(&empty);
+                if bucket_key {
+                    let ctx = EncryptionContext::for_bucket(binding.bucket(), caller)?;
+                    let entry = self
+                        .bucket_keys
+                        .for_seal(kms, key_ref, &ctx, &self.principal)?;
+                    let details = Details::SseKms(KmsDetails {
+                        bucket_key: true,
+                        context: ctx,
+                        blob: entry.blob.clone(),
+                    })
+                    .encode()?;
+                    wrap::wrap(
+                        entry.key.expose_secret(),
+                        &scope,
+                        entry.key_arn.clone(),
+                        entry.key_version,
+                        details,
+                        dek,
+                    )?
+                } else {
+                    let ctx = EncryptionContext::for_object(binding, caller)?;
+                    let g = kms.generate_data_key(key_ref, &ctx, &self.principal)?;
+                    let details = Details::SseKms(KmsDetails {
+                        bucket_key: false,
+                        context: ctx,
+                        blob: g.blob,
+                    })
+                    .encode()?;
+                    wrap::wrap(
+                        g.key.expose_secret(),
+                        &scope,
+                        g.key_arn,
+                        g.key_version,
+                        details,
+                        dek,
+                    )?
+                }
+            }
+            SealMode::C(key) => {
+                let details = Details::SseC(sse_c::key_check(key)?).encode()?;
+                wrap::wrap(key.expose_secret(), &scope, String::new(), 0, details, dek)?
+            }
+        };
+        Ok(Envelope::new(
+            mode.mode(),
+            binding.clone(),
+            plaintext_len,
+            wrapped,
+        ))
+    }
+
+    /// Checks the envelope against the object and the caller's key, without
+    /// unwrapping: binding, mode, details.
+    fn precheck(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+    ) -> Result<Details, Error> {
+        env.check_binding(binding)?;
+        match (env.mode, with) {
+            (Mode::SseC, OpenWith::Managed) => return Err(KeyError::CustomerKeyRequired.into()),
+            (Mode::SseC, OpenWith::Customer(_)) => {}
+            (mode, OpenWith::Customer(_)) => {
+                return Err(KeyError::CustomerKeyNotApplicable { mode }.into());
+            }
+            _ => {}
+        }
+        Details::parse(env.mode, &env.wrapped_key.details)
+    }
+
+    /// Recovers the data key of `env`, read for `binding` (for the body-level
+    /// API, e.g. [`crate::body::open_file_range`] on a body stored apart from
+    /// its envelope, with context `binding.body_context(env.mode,
+    /// &env.wrapped_key.key_id)`). Handle the key with care.
+    pub fn data_key(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+    ) -> Result<DataKey, Error> {
+        self.unwrap_key(with, binding, env)
+    }
+
+    /// Recovers the data key of `env`, read for `binding`.
+    pub(crate) fn unwrap_key(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+    ) -> Result<DataKey, Error> {
+        let details = self.precheck(with, binding, env)?;
+        let scope = WrapScope {
+            mode: env.mode,
+            binding,
+            plaintext_len: env.plaintext_len,
+        };
+        let w = &env.wrapped_key;
+        match (details, with) {
+            (Details::SseS3, _) => self.keyring()?.unwrap(&scope, w),
+            (Details::SseKms(k), _) => {
+                let kms = self.kms()?;
+                if k.bucket_key {
+                    let key =
+                        self.bucket_keys
+                            .for_open(kms, &k.blob, &k.context, &self.principal)?;
+                    wrap::unwrap(key.expose_secret(), &scope, w)
+                } else {
+                    let d = kms.decrypt(&k.blob, &k.context, &self.principal)?;
+                    wrap::unwrap(d.key.expose_secret(), &scope, w)
+                }
+            }
+            (Details::SseC(check), OpenWith::Customer(key)) => {
+                sse_c::verify(key, &check)?;
+                wrap::unwrap(key.expose_secret(), &scope, w)
+            }
+            (Details::SseC(_), OpenWith::Managed) => Err(KeyError::CustomerKeyRequired.into()),
+        }
+    }
+
+    /// Seals `plaintext` as the object `binding` under `mode`; returns the
+    /// stored form, envelope then body.
+    pub fn seal(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (env, body) = self.seal_detached(mode, binding, plaintext)?;
+        let mut out = env.encode()?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Seals `plaintext`; returns the envelope (to keep as object metadata,
+    /// e.g. [`Envelope::to_base64`]) and the body apart.
+    pub fn seal_detached(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        plaintext: &[u8],
+    ) -> Result<(Envelope, Vec<u8>), Error> {
+        let dek = DataKey::generate()?;
+        let env = self.new_envelope(mode, binding, plaintext.len() as u64, &dek)?;
+        let body = body::seal(&dek, &env.body_context(), plaintext)?;
+        Ok((env, body))
+    }
+
+    /// Opens the stored object (envelope then body) read as `binding`.
+    pub fn open(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        object: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (env, used) = Envelope::parse_prefix(object)?;
+        self.open_detached(with, binding, &env, &object[used..])
+    }
+
+    /// Opens a body whose envelope is kept apart.
+    pub fn open_detached(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let dek = self.unwrap_checked(with, binding, env, body.len() as u64)?;
+        body::open(
+            &dek,
+            &binding.body_context(env.mode, &env.wrapped_key.key_id),
+            body,
+        )
+    }
+
+    /// Opens the bytes `range` of the stored object, decrypting only the
+    /// chunks the range touches.
+    pub fn open_range(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        object: &[u8],
+        range: impl Into<ByteRange>,
+    ) -> Result<Vec<u8>, Error> {
+        let (env, used) = Envelope::parse_prefix(object)?;
+        self.open_range_detached(with, binding, &env, &object[used..], range)
+    }
+
+    /// Opens a byte range of a body whose envelope is kept apart.
+    pub fn open_range_detached(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        body: &[u8],
+        range: impl Into<ByteRange>,
+    ) -> Result<Vec<u8>, Error> {
+        let dek = self.unwrap_checked(with, binding, env, body.len() as u64)?;
+        body::open_range(
+            &dek,
+            &binding.body_context(env.mode, &env.wrapped_key.key_id),
+            body,
+            range,
+        )
+    }
+
+    /// Checks the body length against the envelope, then unwraps.
+    fn unwrap_checked(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        body_len: u64,
+    ) -> Result<DataKey, Error> {
+        self.precheck(with, binding, env)?;
+        let actual = body::plaintext_len(body_len)?;
+        if actual != env.plaintext_len {
+            return Err(BodyError::LengthMismatch {
+                expected: env.plaintext_len,
+                actual,
+            }
+            .into());
+        }
+        self.unwrap_key(with, binding, env)
+    }
+
+    /// Re-wraps the data key of `env` (read as `binding` with `with`) under
+    /// `to`, with a fresh key-encryption key; the body is not touched and
+    /// stays valid. `to` may change the key version (keyring rotation, KMS
+    /// key rotation), the KMS data key or bucket-key setting, the encryption
+    /// context, or the SSE-C customer key; it may not change the mode or the
+    /// key id, which the body's context binds ([`KeyError::RewrapChangesBinding`]:
+    /// use [`Engine::reencrypt`]).
+    pub fn rewrap(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        to: &SealMode<'_>,
+    ) -> Result<Envelope, Error> {
+        if to.mode() != env.mode {
+            return Err(KeyError::RewrapChangesBinding {
+                from_mode: env.mode,
+                from_key_id: env.wrapped_key.key_id.clone(),
+                to_mode: to.mode(),
+                to_key_id: String::new(),
+            }
+            .into());
+        }
+        let dek = self.unwrap_key(with, binding, env)?;
+        let mut out = self.new_envelope(to, binding, env.plaintext_len, &dek)?;
+        if out.wrapped_key.key_id != env.wrapped_key.key_id {
+            return Err(KeyError::RewrapChangesBinding {
+                from_mode: env.mode,
+                from_key_id: env.wrapped_key.key_id.clone(),
+                to_mode: out.mode,
+                to_key_id: out.wrapped_key.key_id.clone(),
+            }
+            .into());
+        }
+        out.parts = env.parts.clone();
+        Ok(out)
+    }
+
+    /// [`Engine::rewrap`] on a stored object: a new envelope followed by the
+    /// very same body bytes.
+    pub fn rewrap_object(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        object: &[u8],
+        to: &SealMode<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        let (env, used) = Envelope::parse_prefix(object)?;
+        let body = &object[used..];
+        let new = self.rewrap(with, binding, &env, to)?;
+        let mut out = new.encode()?;
+        out.extend_from_slice(body);
+        Ok(out)
+    }
+
+    /// Re-encrypts a stored object under a fresh data key and `to` (any mode
+    /// and key): opens it, then seals it again, both in parallel.
+    pub fn reencrypt(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        object: &[u8],
+        to: &SealMode<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        let plaintext = zeroize::Zeroizing::new(self.open(with, binding, object)?);
+        self.seal(to, binding, &plaintext)
+    }
+}

@@ -1,0 +1,491 @@
+//! SSE-S3: the keyring of master key versions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::fsio;
+use super::secret::MasterKey;
+use super::wrap::{self, WrapScope};
+use crate::body::DataKey;
+use crate::error::{Error, KeyError};
+use crate::format::{Envelope, MAX_KEY_ID_LEN, Mode, WrappedKey};
+
+/// The `format` field of a keyring file.
+const FILE_FORMAT: &str = "objseal-keyring/1";
+/// Largest keyring file read, in bytes.
+const MAX_FILE_LEN: u64 = 16 << 20;
+
+/// The SSE-S3 master keys: one key id with numbered versions, the newest of
+/// which is active (wraps new objects); older versions stay to unwrap the
+/// objects sealed under them until they are retired.
+///
+/// A keyring is kept in a JSON file written atomically (temporary file,
+/// fsync, rename, directory fsync) with mode 0600; [`Keyring::open`]
+/// refuses a file that its group or others can read. All methods take
+/// `&self` (the state is behind a lock), so one keyring is shared by an
+/// [`crate::engine::Engine`] and rotated while it runs.
+///
+/// ```
+/// use objseal::keys::Keyring;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("keyring.json");
+/// let ring = Keyring::create(&path, "s3-master")?;
+/// assert_eq!(ring.active_version(), 1);
+/// assert_eq!(ring.rotate()?, 2);
+/// assert_eq!(ring.rotate_if_older_than(std::time::Duration::from_secs(3600))?, None);
+///
+/// let again = Keyring::open(&path)?;
+/// assert_eq!(again.active_version(), 2);
+/// assert_eq!(again.versions().len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Keyring {
+    path: Option<PathBuf>,
+    state: RwLock<State>,
+}
+
+impl core::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = self.read();
+        f.debug_struct("Keyring")
+            .field("path", &self.path)
+            .field("key_id", &s.key_id)
+            .field("active", &s.active)
+            .field("versions", &s.versions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct State {
+    key_id: String,
+    active: u32,
+    versions: BTreeMap<u32, Version>,
+}
+
+struct Version {
+    created: u64,
+    retired: Option<u64>,
+    key: Option<MasterKey>,
+}
+
+/// What is known about one master key version (no key bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersionInfo {
+    /// The version number (1, 2, ...).
+    pub version: u32,
+    /// When it was created, in seconds since the Unix epoch.
+    pub created: u64,
+    /// Whether it wraps new objects.
+    pub active: bool,
+    /// When it was retired (its key material destroyed), if it was.
+    pub retired: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    format: String,
+    key_id: String,
+    active: u32,
+    versions: Vec<FileVersion>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVersion {
+    version: u32,
+    created: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl Keyring {
+    /// Creates a keyring file at `path` (which must not exist) with a fresh
+    /// version 1 of master key `key_id`.
+    pub fn create(path: impl AsRef<Path>, key_id: &str) -> Result<Self, Error> {
+        let path = path.as_ref();
+        if path.exists() {
+            return Err(Error::io_at(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "keyring file exists; open it instead",
+                ),
+            ));
+        }
+        let ring = Keyring {
+            path: Some(path.to_path_buf()),
+            state: RwLock::new(State::new(key_id)?),
+        };
+        ring.save(&ring.read())?;
+        Ok(ring)
+    }
+
+    /// A keyring held in memory only (tests, benches, ephemeral stores):
+    /// objects sealed under it are lost with it.
+    pub fn in_memory(key_id: &str) -> Result<Self, Error> {
+        Ok(Keyring {
+            path: None,
+            state: RwLock::new(State::new(key_id)?),
+        })
+    }
+
+    /// Opens the keyring file at `path`. Refuses a file that its group or
+    /// others may access ([`KeyError::InsecurePermissions`]) and a file that
+    /// does not parse ([`KeyError::CorruptStore`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let bytes = Zeroizing::new(fsio::read_private(path, MAX_FILE_LEN)?);
+        let corrupt = |reason: String| KeyError::CorruptStore {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file: FileV1 = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if file.format != FILE_FORMAT {
+            return Err(corrupt(format!(
+                "format {:?}, expected {FILE_FORMAT:?}",
+                file.format
+            ))
+            .into());
+        }
+        check_key_id(&file.key_id)?;
+        let mut versions = BTreeMap::new();
+        for v in file.versions {
+            let key = match v.key {
+                Some(text) => {
+                    let text = Zeroizing::new(text);
+                    let raw = Zeroizing::new(
+                        BASE64
+                            .decode(text.as_bytes())
+                            .map_err(|e| corrupt(format!("version {}: {e}", v.version)))?,
+                    );
+                    Some(MasterKey::try_from_slice(&raw)?)
+                }
+                None => None,
+            };
+            if key.is_none() && v.retired.is_none() {
+                return Err(corrupt(format!(
+                    "version {} has no key and is not retired",
+                    v.version
+                ))
+                .into());
+            }
+            if v.version == 0
+                || versions
+                    .insert(
+                        v.version,
+                        Version {
+                            created: v.created,
+                            retired: v.retired,
+                            key,
+                        },
+                    )
+                    .is_some()
+            {
+                return Err(corrupt(format!("version {} is zero or repeated", v.version)).into());
+            }
+        }
+        if versions.get(&file.active).is_none_or(|v| v.key.is_none()) {
+            return Err(corrupt(format!("active version {} has no key", file.active)).into());
+        }
+        Ok(Keyring {
+            path: Some(path.to_path_buf()),
+            state: RwLock::new(State {
+                key_id: file.key_id,
+                active: file.active,
+                versions,
+            }),
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the state to the keyring file (no-op in memory).
+    fn save(&self, s: &State) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = FileV1 {
+            format: FILE_FORMAT.to_owned(),
+            key_id: s.key_id.clone(),
+            active: s.active,
+            versions: s
+                .versions
+                .iter()
+                .map(|(&version, v)| FileVersion {
+                    version,
+                    created: v.created,
+                    retired: v.retired,
+                    key: v.key.as_ref().map(|k| BASE64.encode(k.expose_secret())),
+                })
+                .collect(),
+        };
+        let json = Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(|e| {
+            KeyError::CorruptStore {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?);
+        for v in file.versions {
+            if let Some(k) = v.key {
+                drop(Zeroizing::new(k));
+            }
+        }
+        fsio::write_private_atomic(path, &json)
+    }
+
+    /// The master key's id (the envelope's key id for SSE-S3 objects).
+    pub fn key_id(&self) -> String {
+        self.read().key_id.clone()
+    }
+
+    /// The version that wraps new objects.
+    pub fn active_version(&self) -> u32 {
+        self.read().active
+    }
+
+    /// Every version, oldest first.
+    pub fn versions(&self) -> Vec<KeyVersionInfo> {
+        let s = self.read();
+        s.versions
+            .iter()
+            .map(|(&version, v)| KeyVersionInfo {
+                version,
+                created: v.created,
+                active: version == s.active,
+                retired: v.retired,
+            })
+            .collect()
+    }
+
+    /// Makes a new version the active one and returns its number; older
+    /// versions stay for decryption. The file is rewritten atomically first:
+    /// if that fails, nothing changes.
+    pub fn rotate(&self) -> Result<u32, Error> {
+        let mut s = self.write();
+        let next = s
+            .versions
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or(KeyError::VersionsExhausted {
+                key_id: s.key_id.clone(),
+            })?;
+        let previous = s.active;
+        s.versions.insert(
+            next,
+            Version {
+                created: fsio::unix_now(),
+                retired: None,
+                key: Some(MasterKey::generate()?),
+            },
+        );
+        s.active = next;
+        if let Err(e) = self.save(&s) {
+            s.versions.remove(&next);
+            s.active = previous;
+            return Err(e);
+        }
+        Ok(next)
+    }
+
+    /// Rotates when the active version is at least `age` old; returns the new
+    /// version if it rotated. Call it periodically to rotate regularly.
+    pub fn rotate_if_older_than(&self, age: Duration) -> Result<Option<u32>, Error> {
+        let created = {
+            let s = self.read();
+            s.versions.get(&s.active).map_or(0, |v| v.created)
+        };
+        if fsio::unix_now().saturating_sub(created) >= age.as_secs() {
+            self.rotate().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Retires `version`: destroys its key material (keeping the record), so
+    /// objects still wrapped under it can no longer be opened.
+    ///
+    /// `objects` are the envelopes of the objects the caller still stores;
+    /// if any is wrapped under `version`, retiring is refused with
+    /// [`KeyError::VersionStillInUse`] unless `force` is set (first
+    /// [`Keyring::rewrap`] them). The active version is never retired:
+    /// rotate first.
+    pub fn retire<'a>(
+        &self,
+        version: u32,
+        objects: impl IntoIterator<Item = &'a Envelope>,
+        force: bool,
+    ) -> Result<(), Error> {
+        let mut s = self.write();
+        if version == s.active {
+            return Err(KeyError::RetireActive { version }.into());
+        }
+        let key_id = s.key_id.clone();
+        let unknown = KeyError::UnknownKeyVersion {
+            key_id: key_id.clone(),
+            version,
+        };
+        let v = s.versions.get(&version).ok_or(unknown)?;
+        if v.retired.is_some() {
+            return Ok(());
+        }
+        let in_use = objects
+            .into_iter()
+            .filter(|e| {
+                e.mode == Mode::SseS3
+                    && e.wrapped_key.key_id == key_id
+                    && e.wrapped_key.key_version == version
+            })
+            .count();
+        if in_use > 0 && !force {
+            return Err(KeyError::VersionStillInUse {
+                version,
+                objects: in_use,
+            }
+            .into());
+        }
+        let v = s
+            .versions
+            .get_mut(&version)
+            .ok_or(KeyError::UnknownKeyVersion { key_id, version })?;
+        let key = v.key.take();
+        v.retired = Some(fsio::unix_now());
+        if let Err(e) = self.save(&s) {
+            if let Some(v) = s.versions.get_mut(&version) {
+                v.key = key;
+                v.retired = None;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Re-seals the data key of an SSE-S3 `envelope` under the active version
+    /// with a fresh KEK salt; the body is untouched (its context does not
+    /// include the version). Returns the new envelope.
+    pub fn rewrap(&self, envelope: &Envelope) -> Result<Envelope, Error> {
+        let scope = WrapScope {
+            mode: envelope.mode,
+            binding: &envelope.binding,
+            plaintext_len: envelope.plaintext_len,
+        };
+        let dek = self.unwrap(&scope, &envelope.wrapped_key)?;
+        let mut out = envelope.clone();
+        out.wrapped_key = self.wrap(&scope, &dek)?;
+        Ok(out)
+    }
+
+    /// Wraps `dek` under the active version.
+    pub(crate) fn wrap(&self, scope: &WrapScope<'_>, dek: &DataKey) -> Result<WrappedKey, Error> {
+        let s = self.read();
+        let key = s
+            .versions
+            .get(&s.active)
+            .and_then(|v| v.key.as_ref())
+            .ok_or(KeyError::UnknownKeyVersion {
+                key_id: s.key_id.clone(),
+                version: s.active,
+            })?;
+        wrap::wrap(
+            key.expose_secret(),
+            scope,
+            s.key_id.clone(),
+            s.active,
+            Vec::new(),
+            dek,
+        )
+    }
+
+    /// Unwraps an SSE-S3 wrapped key under the version it names.
+    pub(crate) fn unwrap(
+        &self,
+        scope: &WrapScope<'_>,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, Error> {
+        if scope.mode != Mode::SseS3 {
+            return Err(KeyError::ModeMismatch {
+                expected: Mode::SseS3,
+                found: scope.mode,
+            }
+            .into());
+        }
+        let s = self.read();
+        if wrapped.key_id != s.key_id {
+            return Err(KeyError::WrongKeyring {
+                keyring: s.key_id.clone(),
+                object: wrapped.key_id.clone(),
+            }
+            .into());
+        }
+        if !wrapped.details.is_empty() {
+            return Err(crate::error::FormatError::TrailingBytes {
+                count: wrapped.details.len() as u64,
+            }
+            .into());
+        }
+        let v = s
+            .versions
+            .get(&wrapped.key_version)
+            .ok_or(KeyError::UnknownKeyVersion {
+                key_id: s.key_id.clone(),
+                version: wrapped.key_version,
+            })?;
+        let key = v.key.as_ref().ok_or(KeyError::KeyRetired {
+            key_id: s.key_id.clone(),
+            version: wrapped.key_version,
+        })?;
+        wrap::unwrap(key.expose_secret(), scope, wrapped)
+    }
+}
+
+impl State {
+    fn new(key_id: &str) -> Result<Self, Error> {
+        check_key_id(key_id)?;
+        let mut versions = BTreeMap::new();
+        versions.insert(
+            1,
+            Version {
+                created: fsio::unix_now(),
+                retired: None,
+                key: Some(MasterKey::generate()?),
+            },
+        );
+        Ok(State {
+            key_id: key_id.to_owned(),
+            active: 1,
+            versions,
+        })
+    }
+}
+
+fn check_key_id(key_id: &str) -> Result<(), Error> {
+    if key_id.is_empty() || key_id.len() > MAX_KEY_ID_LEN {
+        return Err(crate::error::FormatError::OutOfBounds {
+            field: "keyring key id length",
+            value: key_id.len() as u64,
+            min: 1,
+            max: MAX_KEY_ID_LEN as u64,
+        }
+        .into());
+    }
+    Ok(())
+}
