@@ -1,0 +1,134 @@
+//! Bucket Keys: sealing 1,000 objects costs one KMS call with the flag on,
+//! 1,000 with it off (counted through a wrapper around LocalKms), and each
+//! call is one audit line.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use objseal::keys::{
+    AuditQuery, DecryptedDataKey, EncryptionContext, GeneratedDataKey, Kms, LocalKms,
+};
+use objseal::{Engine, Error, ObjectBinding, OpenWith, SealMode};
+
+struct Counting {
+    inner: Arc<LocalKms>,
+    generate: AtomicUsize,
+    decrypt: AtomicUsize,
+}
+
+impl Kms for Counting {
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        principal: &str,
+    ) -> Result<GeneratedDataKey, Error> {
+        self.generate.fetch_add(1, Ordering::SeqCst);
+        self.inner.generate_data_key(key_id, context, principal)
+    }
+
+    fn decrypt(
+        &self,
+        blob: &[u8],
+        context: &EncryptionContext,
+        principal: &str,
+    ) -> Result<DecryptedDataKey, Error> {
+        self.decrypt.fetch_add(1, Ordering::SeqCst);
+        self.inner.decrypt(blob, context, principal)
+    }
+}
+
+fn run(bucket_key: bool, n: usize) -> (usize, usize, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalKms::open(dir.path(), "eu-west-1", "111122223333").unwrap());
+    let arn = local.create_key("k", "admin").unwrap().arn;
+    let counting = Arc::new(Counting {
+        inner: local.clone(),
+        generate: AtomicUsize::new(0),
+        decrypt: AtomicUsize::new(0),
+    });
+    let engine = Engine::builder().kms(counting.clone()).build();
+    let mode = SealMode::kms(&arn).with_bucket_key(bucket_key);
+    let mut sealed = Vec::new();
+    for i in 0..n {
+        let obj = ObjectBinding::new("bucket", format!("o{i}")).unwrap();
+        sealed.push((
+            engine
+                .seal(&mode, &obj, format!("object {i}").as_bytes())
+                .unwrap(),
+            obj,
+        ));
+    }
+    let generated = counting.generate.load(Ordering::SeqCst);
+    // A fresh engine (empty cache) opens a sample.
+    let reader = Engine::builder().kms(counting.clone()).build();
+    for (i, (s, obj)) in sealed.iter().enumerate().step_by(n / 10) {
+        assert_eq!(
+            reader.open(OpenWith::Managed, obj, s).unwrap(),
+            format!("object {i}").as_bytes()
+        );
+    }
+    let decrypts = counting.decrypt.load(Ordering::SeqCst);
+    let calls = counting.generate.load(Ordering::SeqCst) + decrypts;
+    let lines = local
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .iter()
+        .filter(|r| r.operation == "GenerateDataKey" || r.operation == "Decrypt")
+        .count();
+    assert_eq!(lines, calls, "one audit line per KMS use");
+    (generated, decrypts, lines)
+}
+
+#[test]
+fn bucket_keys_on_one_kms_call() {
+    let (generated, decrypts, _) = run(true, 1000);
+    assert_eq!(generated, 1);
+    assert_eq!(decrypts, 1);
+}
+
+#[test]
+fn bucket_keys_off_one_call_per_object() {
+    let (generated, decrypts, _) = run(false, 1000);
+    assert_eq!(generated, 1000);
+    assert_eq!(decrypts, 10);
+}
+
+#[test]
+fn bucket_key_cache_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalKms::open(dir.path(), "eu-west-1", "111122223333").unwrap());
+    let arn = local.create_key("k", "admin").unwrap().arn;
+    let counting = Arc::new(Counting {
+        inner: local,
+        generate: AtomicUsize::new(0),
+        decrypt: AtomicUsize::new(0),
+    });
+    let engine = Engine::builder()
+        .kms(counting.clone())
+        .bucket_key_ttl(std::time::Duration::ZERO)
+        .build();
+    let mode = SealMode::kms(&arn).with_bucket_key(true);
+    for i in 0..3 {
+        engine
+            .seal(
+                &mode,
+                &ObjectBinding::new("b", format!("{i}")).unwrap(),
+                b"x",
+            )
+            .unwrap();
+    }
+    assert_eq!(counting.generate.load(Ordering::SeqCst), 3);
+    // Different buckets get different bucket keys.
+    let engine = Engine::builder().kms(counting.clone()).build();
+    engine
+        .seal(&mode, &ObjectBinding::new("b1", "k").unwrap(), b"x")
+        .unwrap();
+    engine
+        .seal(&mode, &ObjectBinding::new("b2", "k").unwrap(), b"x")
+        .unwrap();
+    engine
+        .seal(&mode, &ObjectBinding::new("b1", "j").unwrap(), b"x")
+        .unwrap();
+    assert_eq!(counting.generate.load(Ordering::SeqCst), 5);
+}
