@@ -72,3 +72,11 @@ mod body_roundtrip;
 fn replay_body_roundtrip() {
     replay("body_roundtrip", body_roundtrip::run);
 }
+
+#[path = "../fuzz/logic/keys_open.rs"]
+mod keys_open;
+
+#[test]
+fn replay_keys_open() {
+    replay("keys_open", keys_open::run);
+}
