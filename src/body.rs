@@ -18,7 +18,8 @@
 //! Plaintext is released only after its chunk authenticated; a failed call
 //! zeroes whatever it had decrypted.
 //!
-//! Entry points: [`seal`] / [`open`] / [`open_range`] over slices,
+//! Entry points: [`seal`] / [`open`] / [`open_range`] over slices (and
+//! [`seal_into`] / [`open_into`] into caller buffers),
 //! [`SealWriter`] / [`OpenReader`] for streams in bounded memory,
 //! [`seal_file`] / [`open_file`] / [`open_file_range`] file to file.
 //!
@@ -46,7 +47,6 @@
 //! ```
 
 mod chunk;
-#[allow(unsafe_code)]
 mod file;
 mod keys;
 mod range;
@@ -91,16 +91,83 @@ pub fn plaintext_len(body_len: u64) -> Result<u64, Error> {
     Ok(Layout::for_body(body_len)?.plaintext_len)
 }
 
+/// Checks that a body of `body_len` bytes holds exactly `expected` bytes of
+/// plaintext (as recorded, e.g., in the envelope): the check
+/// `docs/FORMAT.md` requires before a body is trusted to be the one the
+/// envelope describes. Fails with [`BodyError::LengthMismatch`], or with the
+/// error the length alone shows ([`plaintext_len`]). Opening the final chunk
+/// then authenticates the length.
+///
+/// ```
+/// use objseal::body::{self, DataKey};
+///
+/// let sealed = body::seal(&DataKey::generate()?, b"ctx", b"hello")?;
+/// body::check_len(sealed.len() as u64, 5)?;
+/// assert!(matches!(
+///     body::check_len(sealed.len() as u64, 6),
+///     Err(objseal::Error::Body(objseal::BodyError::LengthMismatch { expected: 6, actual: 5 }))
+/// ));
+/// # Ok::<(), objseal::Error>(())
+/// ```
+pub fn check_len(body_len: u64, expected: u64) -> Result<(), Error> {
+    let actual = plaintext_len(body_len)?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(BodyError::LengthMismatch { expected, actual }.into())
+    }
+}
+
 /// Seals `plaintext` into a new body under `key` and `context`, drawing a
 /// fresh salt. Chunks are sealed in parallel on the current rayon pool.
 pub fn seal(key: &DataKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
     let layout = Layout::for_plaintext(plaintext.len() as u64)?;
     let mut body = vec![0u8; to_usize(layout.body_len()?, "body")?];
-    let (chunk_key, header) = keys::derive_for_seal(key, context)?;
-    let (head, chunks) = body.split_at_mut(HEADER_LEN);
-    head.copy_from_slice(&header);
-    chunk_key.seal_chunks(0, plaintext, chunks)?;
+    seal_into(key, context, plaintext, &mut body)?;
     Ok(body)
+}
+
+/// As [`seal`], into `out`, which MUST be exactly
+/// [`sealed_len`]`(plaintext.len())` bytes (so callers can reuse buffers);
+/// any other length fails with an [`Error::Io`] of kind `InvalidInput`
+/// before anything is derived or written.
+///
+/// ```
+/// use objseal::body::{self, DataKey};
+///
+/// let key = DataKey::generate()?;
+/// let mut out = vec![0u8; body::sealed_len(5)? as usize];
+/// body::seal_into(&key, b"ctx", b"hello", &mut out)?;
+/// let mut back = [0u8; 5];
+/// body::open_into(&key, b"ctx", &out, &mut back)?;
+/// assert_eq!(&back, b"hello");
+/// assert!(body::seal_into(&key, b"ctx", b"hello!", &mut out).is_err());
+/// # Ok::<(), objseal::Error>(())
+/// ```
+pub fn seal_into(
+    key: &DataKey,
+    context: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let body_len = sealed_len(plaintext.len() as u64)?;
+    if out.len() as u64 != body_len {
+        return Err(Error::Io {
+            path: None,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "output buffer is {} bytes, but sealing {} bytes of plaintext takes exactly {body_len} (body::sealed_len)",
+                    out.len(),
+                    plaintext.len()
+                ),
+            ),
+        });
+    }
+    let (chunk_key, header) = keys::derive_for_seal(key, context)?;
+    let (head, chunks) = out.split_at_mut(HEADER_LEN);
+    head.copy_from_slice(&header);
+    chunk_key.seal_chunks(0, plaintext, chunks)
 }
 
 /// Opens a whole body. Fails without decrypting anything if the header does
@@ -108,6 +175,14 @@ pub fn seal(key: &DataKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, 
 /// not authenticate otherwise, and then returns no plaintext at all.
 pub fn open(key: &DataKey, context: &[u8], body: &[u8]) -> Result<Vec<u8>, Error> {
     Opener::new(key, context, body)?.open(body)
+}
+
+/// As [`open`], into `out`, which MUST be exactly as long as the plaintext
+/// ([`plaintext_len`] of the body's length; otherwise
+/// [`BodyError::LengthMismatch`] with `expected = out.len()`, before any
+/// chunk is opened). On failure `out` is zeroed.
+pub fn open_into(key: &DataKey, context: &[u8], body: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    Opener::new(key, context, body)?.open_into(body, out)
 }
 
 /// Opens the bytes `range` of the plaintext of `body`, decrypting only the
@@ -127,6 +202,12 @@ pub fn open_range(
 /// failure (wrong key, wrong context, modified salt or commitment, short
 /// input) happens here, before any chunk can be opened.
 ///
+/// The opener remembers that header: every body later given to
+/// [`Opener::open`], [`Opener::open_into`] or [`Opener::open_range`] must
+/// start with the same 56 bytes, or it is refused with
+/// [`BodyError::CommitmentMismatch`] (another body's header was not checked
+/// against this key and context).
+///
 /// ```
 /// use objseal::body::{self, DataKey, Opener};
 ///
@@ -135,10 +216,15 @@ pub fn open_range(
 /// let opener = Opener::new(&key, b"ctx", &sealed[..body::HEADER_LEN])?;
 /// assert_eq!(opener.open(&sealed)?, b"hello");
 /// assert!(Opener::new(&DataKey::generate()?, b"ctx", &sealed).is_err());
+///
+/// // Another body (another salt) is refused, even under the same key.
+/// let other = body::seal(&key, b"ctx", b"hello")?;
+/// assert!(opener.open(&other).is_err());
 /// # Ok::<(), objseal::Error>(())
 /// ```
 pub struct Opener {
     key: ChunkKey,
+    header: [u8; HEADER_LEN],
 }
 
 impl core::fmt::Debug for Opener {
@@ -151,21 +237,52 @@ impl Opener {
     /// Checks the header at the start of `body` (only its first 56 bytes are
     /// read) against `key` and `context`.
     pub fn new(key: &DataKey, context: &[u8], body: &[u8]) -> Result<Self, Error> {
-        Ok(Opener {
-            key: keys::derive_for_open(key, context, body)?,
-        })
+        let key = keys::derive_for_open(key, context, body)?;
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&body[..HEADER_LEN]);
+        Ok(Opener { key, header })
     }
 
-    /// Opens the whole body (header included, as [`Opener::new`] saw it).
+    /// Checks that `body` starts with the header [`Opener::new`] checked.
+    fn check_header(&self, body: &[u8]) -> Result<(), Error> {
+        match body.get(..HEADER_LEN) {
+            None => Err(BodyError::TruncatedHeader {
+                len: body.len() as u64,
+            }
+            .into()),
+            Some(h) if h == self.header => Ok(()),
+            Some(_) => Err(BodyError::CommitmentMismatch.into()),
+        }
+    }
+
+    /// Opens the whole body, which must start with the header
+    /// [`Opener::new`] checked.
     pub fn open(&self, body: &[u8]) -> Result<Vec<u8>, Error> {
+        self.check_header(body)?;
         let layout = Layout::for_body(body.len() as u64)?;
         let mut out = vec![0u8; to_usize(layout.plaintext_len, "plaintext")?];
-        self.key.open_chunks(0, &body[HEADER_LEN..], &mut out)?;
+        self.open_into(body, &mut out)?;
         Ok(out)
     }
 
-    /// Opens a byte range of the plaintext; see [`open_range`].
+    /// Opens the whole body into `out`; see [`open_into`].
+    pub fn open_into(&self, body: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        self.check_header(body)?;
+        let layout = Layout::for_body(body.len() as u64)?;
+        if out.len() as u64 != layout.plaintext_len {
+            return Err(BodyError::LengthMismatch {
+                expected: out.len() as u64,
+                actual: layout.plaintext_len,
+            }
+            .into());
+        }
+        Ok(self.key.open_chunks(0, &body[HEADER_LEN..], out)?)
+    }
+
+    /// Opens a byte range of the plaintext; see [`open_range`]. The body
+    /// must start with the header [`Opener::new`] checked.
     pub fn open_range(&self, body: &[u8], range: impl Into<ByteRange>) -> Result<Vec<u8>, Error> {
+        self.check_header(body)?;
         range::open_range(&self.key, body, range.into())
     }
 }

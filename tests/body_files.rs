@@ -17,7 +17,10 @@ fn key() -> DataKey {
 fn no_temp_files(dir: &Path) {
     for e in fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
-        assert!(!name.contains("objseal-tmp"), "temporary file left: {name}");
+        assert!(
+            !name.starts_with(".objseal-"),
+            "temporary file left: {name}"
+        );
     }
 }
 
@@ -122,4 +125,175 @@ fn failures_leave_no_output_and_keep_existing_destinations() {
     // A destination in a missing directory is an I/O error naming the path.
     let e = body::seal_file(&key(), CTX, &src, &dir.path().join("no/such/dir/x")).unwrap_err();
     assert!(matches!(e, Error::Io { path: Some(_), .. }), "{e}");
+}
+
+fn io_kind_at(e: &Error, path: &Path) -> std::io::ErrorKind {
+    match e {
+        Error::Io {
+            path: Some(p),
+            source,
+        } if p == path => source.kind(),
+        other => panic!(
+            "expected an I/O error naming {}, got {other:?}",
+            path.display()
+        ),
+    }
+}
+
+#[test]
+fn non_regular_sources_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("out");
+    let mut sources = vec![dir.path().to_path_buf()];
+    if Path::new("/dev/null").exists() {
+        sources.push("/dev/null".into());
+    }
+    let fifo = dir.path().join("fifo");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        sources.push(fifo);
+    }
+    for src in &sources {
+        let e = body::seal_file(&key(), CTX, src, &dst).unwrap_err();
+        assert_eq!(io_kind_at(&e, src), std::io::ErrorKind::InvalidInput, "{e}");
+        let e = body::open_file(&key(), CTX, src, &dst).unwrap_err();
+        assert_eq!(io_kind_at(&e, src), std::io::ErrorKind::InvalidInput, "{e}");
+        let e = body::open_file_range(&key(), CTX, src, 0..1).unwrap_err();
+        assert_eq!(io_kind_at(&e, src), std::io::ErrorKind::InvalidInput, "{e}");
+    }
+    assert!(!dst.exists());
+    no_temp_files(dir.path());
+}
+
+/// A file whose size is not its length (`/proc` reports 0) must not seal as
+/// an empty body.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_longer_than_its_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("out");
+    let src = Path::new("/proc/self/status");
+    let e = body::seal_file(&key(), CTX, src, &dst).unwrap_err();
+    assert_eq!(
+        io_kind_at(&e, src),
+        std::io::ErrorKind::UnexpectedEof,
+        "{e}"
+    );
+    assert!(!dst.exists());
+    no_temp_files(dir.path());
+}
+
+/// Truncating the input while it is sealed or opened gives an I/O error
+/// naming it (never SIGBUS, a panic or a short body) and leaves no output.
+#[test]
+fn an_input_truncated_during_the_call_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, sealed, dst) = (
+        dir.path().join("p"),
+        dir.path().join("s"),
+        dir.path().join("d"),
+    );
+    let pt = vec![3u8; 24 << 20];
+    let mut failures = 0;
+    for round in 0..6 {
+        fs::write(&src, &pt).unwrap();
+        let file = fs::OpenOptions::new().write(true).open(&src).unwrap();
+        let cut = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(round * 3));
+            file.set_len(1000).unwrap();
+        });
+        let r = body::seal_file(&key(), CTX, &src, &sealed);
+        cut.join().unwrap();
+        match r {
+            // Sealed before or after the cut, whole.
+            Ok(n) => assert!(
+                [pt.len() as u64, 1000]
+                    .map(|l| body::sealed_len(l).unwrap())
+                    .contains(&n),
+                "{n}"
+            ),
+            Err(e) => {
+                assert_eq!(io_kind_at(&e, &src), std::io::ErrorKind::UnexpectedEof);
+                failures += 1;
+            }
+        }
+    }
+    // Opening: seal once, then truncate the body under the reader.
+    fs::write(&src, &pt).unwrap();
+    body::seal_file(&key(), CTX, &src, &sealed).unwrap();
+    let file = fs::OpenOptions::new().write(true).open(&sealed).unwrap();
+    let cut = std::thread::spawn(move || file.set_len(HEADER_LEN as u64 + 10).unwrap());
+    let r = body::open_file(&key(), CTX, &sealed, &dst);
+    cut.join().unwrap();
+    match r {
+        Ok(n) => assert_eq!(n, pt.len() as u64),
+        // Cut before the call: the short body does not open.
+        Err(Error::Body(_)) => assert!(!dst.exists()),
+        Err(e) => {
+            assert_eq!(io_kind_at(&e, &sealed), std::io::ErrorKind::UnexpectedEof);
+            assert!(!dst.exists());
+            failures += 1;
+        }
+    }
+    eprintln!("{failures} of 7 calls saw the truncation");
+    no_temp_files(dir.path());
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_are_private_even_over_a_shared_destination() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, sealed, back) = (
+        dir.path().join("p"),
+        dir.path().join("s"),
+        dir.path().join("b"),
+    );
+    fs::write(&src, b"secret").unwrap();
+    for dst in [&sealed, &back] {
+        fs::write(dst, b"old").unwrap();
+        fs::set_permissions(dst, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    body::seal_file(&key(), CTX, &src, &sealed).unwrap();
+    body::open_file(&key(), CTX, &sealed, &back).unwrap();
+    let fresh = dir.path().join("fresh");
+    body::open_file(&key(), CTX, &sealed, &fresh).unwrap();
+    for f in [&sealed, &back, &fresh] {
+        let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", f.display());
+    }
+    assert_eq!(fs::read(&back).unwrap(), b"secret");
+}
+
+#[test]
+fn long_destination_names_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("p");
+    fs::write(&src, vec![1u8; 100]).unwrap();
+    let sealed = dir.path().join("s".repeat(250));
+    let back = dir.path().join("b".repeat(250));
+    body::seal_file(&key(), CTX, &src, &sealed).unwrap();
+    body::open_file(&key(), CTX, &sealed, &back).unwrap();
+    assert_eq!(fs::read(&back).unwrap(), vec![1u8; 100]);
+    no_temp_files(dir.path());
+}
+
+#[test]
+fn whole_range_of_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, sealed) = (dir.path().join("p"), dir.path().join("s"));
+    fs::write(&src, b"").unwrap();
+    body::seal_file(&key(), CTX, &src, &sealed).unwrap();
+    assert_eq!(
+        body::open_file_range(&key(), CTX, &sealed, ..).unwrap(),
+        b""
+    );
+    let e = body::open_file_range(&key(), CTX, &sealed, 0..1).unwrap_err();
+    assert!(
+        matches!(e, Error::Body(BodyError::InvalidRange { .. })),
+        "{e}"
+    );
 }

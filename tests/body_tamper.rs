@@ -455,5 +455,102 @@ fn a_writer_dropped_without_finish_leaves_an_unopenable_body() {
         let mut w = body::SealWriter::with_batch_chunks(&mut out, &key(), CTX, 1).unwrap();
         w.write_all(&vec![1u8; 3 * CHUNK_LEN]).unwrap();
     }
-    assert!(body::open(&key(), CTX, &out).is_err());
+    let e = body::open(&key(), CTX, &out).unwrap_err();
+    // Whole sealed chunks were written, but never the final one.
+    assert!(
+        matches!(body_err(e), BodyError::MissingFinalChunk { chunks } if chunks >= 1),
+        "body of {} bytes",
+        out.len()
+    );
+}
+
+#[test]
+fn an_opener_refuses_a_body_with_another_header() {
+    let (pt, good) = sealed(3 * CHUNK_LEN + 5);
+    let opener = Opener::new(&key(), CTX, &good).unwrap();
+    assert_eq!(opener.open(&good).unwrap(), pt);
+    // Same key and context, another salt: its commitment was never checked.
+    let other = body::seal(&key(), CTX, &pt).unwrap();
+    let mut flipped = good.clone();
+    flipped[3] ^= 1;
+    for bad in [&other, &flipped] {
+        let e = opener.open(bad).unwrap_err();
+        assert_eq!(body_err(e), BodyError::CommitmentMismatch);
+        let e = opener.open_range(bad, 0..10).unwrap_err();
+        assert_eq!(body_err(e), BodyError::CommitmentMismatch);
+        let mut out = vec![0u8; pt.len()];
+        let e = opener.open_into(bad, &mut out).unwrap_err();
+        assert_eq!(body_err(e), BodyError::CommitmentMismatch);
+    }
+    let e = opener.open(&good[..10]).unwrap_err();
+    assert_eq!(body_err(e), BodyError::TruncatedHeader { len: 10 });
+}
+
+#[test]
+fn into_buffers_and_length_checks() {
+    let (pt, good) = sealed(2 * CHUNK_LEN + 9);
+    let mut out = vec![0u8; good.len()];
+    body::seal_into(&key(), CTX, &pt, &mut out).unwrap();
+    assert_eq!(body::open(&key(), CTX, &out).unwrap(), pt);
+    for wrong in [good.len() - 1, good.len() + 1, 0] {
+        let mut out = vec![0u8; wrong];
+        let e = body::seal_into(&key(), CTX, &pt, &mut out).unwrap_err();
+        assert!(
+            matches!(&e, Error::Io { path: None, source } if source.kind() == std::io::ErrorKind::InvalidInput),
+            "{e}"
+        );
+    }
+    let mut back = vec![0u8; pt.len()];
+    body::open_into(&key(), CTX, &good, &mut back).unwrap();
+    assert_eq!(back, pt);
+    let mut short = vec![0u8; pt.len() - 1];
+    let e = body::open_into(&key(), CTX, &good, &mut short).unwrap_err();
+    assert_eq!(
+        body_err(e),
+        BodyError::LengthMismatch {
+            expected: pt.len() as u64 - 1,
+            actual: pt.len() as u64
+        }
+    );
+    // A failed open zeroes the buffer.
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    let mut back = vec![0xAAu8; pt.len()];
+    body::open_into(&key(), CTX, &bad, &mut back).unwrap_err();
+    assert!(back.iter().all(|&b| b == 0));
+
+    body::check_len(good.len() as u64, pt.len() as u64).unwrap();
+    let e = body::check_len(good.len() as u64, pt.len() as u64 + 1).unwrap_err();
+    assert_eq!(
+        body_err(e),
+        BodyError::LengthMismatch {
+            expected: pt.len() as u64 + 1,
+            actual: pt.len() as u64
+        }
+    );
+    let e = body::check_len(HEADER_LEN as u64 + SEALED_CHUNK_LEN as u64, 0).unwrap_err();
+    assert_eq!(body_err(e), BodyError::MissingFinalChunk { chunks: 1 });
+}
+
+#[test]
+fn ranges_of_an_empty_object() {
+    let (_, empty) = sealed(0);
+    assert_eq!(body::open_range(&key(), CTX, &empty, ..).unwrap(), b"");
+    assert_eq!(body::open_range(&key(), CTX, &empty, 0..0).unwrap(), b"");
+    for r in [
+        ByteRange::Bounded { start: 0, end: 1 },
+        ByteRange::From(1),
+        ByteRange::Last(1),
+    ] {
+        let e = body::open_range(&key(), CTX, &empty, r).unwrap_err();
+        assert!(
+            matches!(body_err(e), BodyError::InvalidRange { .. }),
+            "{r:?}"
+        );
+    }
+    // `..` still authenticates the (empty) final chunk.
+    let mut bad = empty.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    let e = body::open_range(&key(), CTX, &bad, ..).unwrap_err();
+    assert_eq!(body_err(e), BodyError::ChunkAuthentication { index: 0 });
 }

@@ -124,8 +124,8 @@ impl ChunkKey {
 
     /// Seals chunks `first..` from `plaintext` into `out` (their sealed form,
     /// `plaintext.len() + 16 × chunks` bytes), in parallel, 1 MiB per task.
-    /// When `last_is_final` the last chunk may be short or empty; otherwise
-    /// `plaintext` is whole chunks.
+    /// The chunk count is read from `out`: its last slot may hold a short or
+    /// empty chunk (the final one) or a full one.
     pub(crate) fn seal_chunks(
         &self,
         first: u64,

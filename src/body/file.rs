@@ -1,55 +1,119 @@
-//! File to file: the input is memory-mapped, chunks are sealed or opened in
-//! parallel and written with positioned writes into a pre-sized temporary
-//! file beside the destination, which is fsynced and atomically renamed
-//! over the destination only once everything succeeded.
-//!
-//! This module holds objseal's one `unsafe` outside the cipher kernels: the
-//! memory mapping of the input file.
+//! File to file: the input is read with positioned reads, one group of
+//! chunks (1 MiB of plaintext) at a time into each rayon worker's reused
+//! buffer, sealed or opened in place there, and written with positioned
+//! writes into a pre-sized temporary file beside the destination, which is
+//! fsynced and atomically renamed over the destination only once everything
+//! succeeded. No memory mapping and no `unsafe`: a file that changes size
+//! while it is read gives an error, never a crash or a short body.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use rayon::prelude::*;
+use zeroize::Zeroizing;
 
 use super::chunk::{GROUP_CHUNKS, Layout, to_usize};
 use super::keys::{self, DataKey, fill_random};
-use super::range::ByteRange;
+use super::range::{ByteRange, SealedSource};
 use super::{CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, TAG_LEN};
-use crate::error::Error;
+use crate::error::{BodyError, Error};
 
-/// A read-only view of a whole input file. Empty files are not mapped
-/// (a zero-length mapping is an error on most systems).
+/// Permission bits of every file objseal creates (before the umask): owner
+/// read and write only, so decrypted plaintext never becomes readable to
+/// others by default.
+#[cfg(unix)]
+const OUTPUT_MODE: u32 = 0o600;
+
+/// An input file, read with positioned reads. Its length is taken once, when
+/// it is opened; a file that then shrinks or grows fails the read.
 struct Input {
-    map: Option<Mmap>,
+    file: File,
+    path: PathBuf,
+    len: u64,
 }
 
 impl Input {
-    /// Maps `path` read-only.
-    ///
-    /// The caller of the public functions promises, as their docs state, that
-    /// the file is not modified or truncated while the call runs.
+    /// Opens `path`, which must be a regular file (a FIFO, device, socket or
+    /// directory has no length to seal or open).
     fn open(path: &Path) -> Result<Self, Error> {
-        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
-        if len == 0 {
-            return Ok(Input { map: None });
+        // Checked before opening too, so that opening a FIFO cannot block.
+        let before = fs::metadata(path).map_err(|e| Error::io_at(path, e))?;
+        if !before.is_file() {
+            return Err(not_regular(path));
         }
-        to_usize(len, "input file")?;
-        // SAFETY: `Mmap::map` is unsafe because the mapped file could be
-        // changed underneath the mapping, which would break the `&[u8]`
-        // invariants (and truncation raises SIGBUS). Every public function
-        // of this module documents that the caller MUST NOT let the file be
-        // modified or truncated while the call runs; that promise is what
-        // makes this sound, as in ripgrep's searcher. The mapping is
-        // read-only and dropped before the function returns.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io_at(path, e))?;
-        Ok(Input { map: Some(map) })
+        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+        if !meta.is_file() {
+            return Err(not_regular(path));
+        }
+        Ok(Input {
+            file,
+            path: path.to_path_buf(),
+            len: meta.len(),
+        })
     }
 
-    fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+    /// Fills `buf` from `offset`, or fails naming the file if it ends first.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+        read_exact_at(&self.file, buf, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                self.changed()
+            } else {
+                Error::io_at(&self.path, e)
+            }
+        })
     }
+
+    /// Checks that the file holds no byte past the length it had when
+    /// opened: it did not grow, and it is not a file whose size is not its
+    /// length (such as the files of `/proc`, which report 0).
+    fn check_end(&self) -> Result<(), Error> {
+        let mut probe = [0u8; 1];
+        match read_at(&self.file, &mut probe, self.len) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(self.changed()),
+            Err(e) => Err(Error::io_at(&self.path, e)),
+        }
+    }
+
+    /// The error for a file whose length changed while it was read.
+    fn changed(&self) -> Error {
+        Error::io_at(
+            &self.path,
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "file is no longer {} bytes long: it changed while being read (or its size is not its length); nothing was written",
+                    self.len
+                ),
+            ),
+        )
+    }
+}
+
+impl SealedSource for Input {
+    fn body_len(&self) -> u64 {
+        self.len
+    }
+
+    fn sealed(&self, from: u64, to: u64) -> Result<Cow<'_, [u8]>, Error> {
+        let mut buf = vec![0u8; to_usize(to - from, "body range")?];
+        self.read_at(&mut buf, from)?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// The error for a source that is not a regular file.
+fn not_regular(path: &Path) -> Error {
+    Error::io_at(
+        path,
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device, socket or directory); objseal seals and opens regular files only, use SealWriter/OpenReader for streams",
+        ),
+    )
 }
 
 /// A temporary file beside the destination, removed on drop unless
@@ -62,29 +126,25 @@ struct Output {
 }
 
 impl Output {
-    /// Creates a new, pre-sized temporary file in `dst`'s directory.
+    /// Creates a new, pre-sized temporary file in `dst`'s directory, named
+    /// `.objseal-<16 hex digits>.tmp` (short, so any destination name that
+    /// fits the file system leaves room for it), mode 0o600 on unix.
     fn create(dst: &Path, len: u64) -> Result<Self, Error> {
-        let name = dst.file_name().ok_or_else(|| {
-            Error::io_at(
+        if dst.file_name().is_none() {
+            return Err(Error::io_at(
                 dst,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "destination has no file name",
-                ),
-            )
-        })?;
+                io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"),
+            ));
+        }
         let dir = parent_dir(dst);
         let mut rnd = [0u8; 8];
         fill_random(&mut rnd)?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{:016x}.objseal-tmp", u64::from_le_bytes(rnd)));
-        let tmp = dir.join(tmp_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io_at(&tmp, e))?;
+        let tmp = dir.join(format!(".objseal-{:016x}.tmp", u64::from_le_bytes(rnd)));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, OUTPUT_MODE);
+        let file = options.open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
         let out = Output {
             file,
             tmp,
@@ -102,7 +162,13 @@ impl Output {
         write_all_at(&self.file, buf, offset).map_err(|e| Error::io_at(&self.tmp, e))
     }
 
-    /// Makes the file durable and renames it over the destination.
+    /// Makes the file durable, renames it over the destination, and makes
+    /// the rename durable by fsyncing the directory.
+    ///
+    /// If that last fsync fails, the error is returned, but the destination
+    /// has already been replaced by the complete new file (the rename is
+    /// done and cannot be undone); only its durability across a crash is in
+    /// doubt.
     fn commit(mut self) -> Result<(), Error> {
         self.file
             .sync_all()
@@ -145,20 +211,20 @@ fn sync_dir(_dir: &Path) -> Result<(), Error> {
 }
 
 #[cfg(unix)]
-fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
 }
 
 #[cfg(windows)]
-fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match std::os::windows::fs::FileExt::seek_write(file, buf, offset) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 buf = &buf[n..];
                 offset += n as u64;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -166,21 +232,58 @@ fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result
 }
 
 #[cfg(not(any(unix, windows)))]
-fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
+fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Fills `buf` from `offset`; `UnexpectedEof` if the file ends first.
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_at(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Seals the file `src` into a new body at `dst`; returns the body length.
 ///
-/// `src` is memory-mapped and chunks are sealed in parallel on the current
-/// rayon pool, 1 MiB per task, each written in place into a pre-sized
-/// temporary file in `dst`'s directory. Only when all is written is the file
-/// fsynced and renamed over `dst` (and the directory fsynced): on any error
-/// no output is left behind and an existing `dst` is untouched.
+/// `src` MUST be a regular file; anything else (a FIFO, device, socket or
+/// directory) is refused with an [`Error::Io`] of kind `InvalidInput`
+/// naming it. Groups of 64 chunks (1 MiB) are read with positioned reads,
+/// sealed in parallel on the current rayon pool and written in place into a
+/// pre-sized temporary file in `dst`'s directory. Only when all is written
+/// is the file fsynced and renamed over `dst` (and the directory fsynced):
+/// on any error no output is left behind and an existing `dst` is untouched.
+/// A `src` that changes length during the call fails with an [`Error::Io`]
+/// (kind `UnexpectedEof`) naming it; other concurrent changes to `src` give
+/// a body of whatever bytes were read, which still opens.
 ///
-/// The caller MUST ensure that `src` is not modified or truncated (by this
-/// or any other process) while the call runs: it is memory-mapped, and a
-/// change would corrupt the output or crash the process (SIGBUS).
+/// On unix the output is created with mode `0o600` (less the umask), and
+/// replaces an existing `dst` with that mode: change the permissions after
+/// the call to share the file. See [`open_file`] for what happens if the
+/// final directory fsync fails.
 ///
 /// ```
 /// use objseal::body::{self, DataKey};
@@ -202,31 +305,41 @@ fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> std::io::Result<()> 
 /// ```
 pub fn seal_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Result<u64, Error> {
     let input = Input::open(src)?;
-    let plaintext = input.bytes();
-    let layout = Layout::for_plaintext(plaintext.len() as u64)?;
+    let pt_len = input.len;
+    let layout = Layout::for_plaintext(pt_len)?;
     let body_len = layout.body_len()?;
     let (chunk_key, header) = keys::derive_for_seal(key, context)?;
     let out = Output::create(dst, body_len)?;
     out.write_at(&header, 0)?;
-    let group_pt = GROUP_CHUNKS * CHUNK_LEN;
-    let groups = to_usize(layout.chunks, "input file")?.div_ceil(GROUP_CHUNKS);
+    let group_pt = (GROUP_CHUNKS * CHUNK_LEN) as u64;
+    let group_sealed = (GROUP_CHUNKS * SEALED_CHUNK_LEN) as u64;
+    let groups = layout.chunks.div_ceil(GROUP_CHUNKS as u64);
     (0..groups).into_par_iter().try_for_each_init(
-        || vec![0u8; GROUP_CHUNKS * SEALED_CHUNK_LEN],
+        || Zeroizing::new(vec![0u8; GROUP_CHUNKS * SEALED_CHUNK_LEN]),
         |buf, g| {
-            let pt = &plaintext[g * group_pt..((g + 1) * group_pt).min(plaintext.len())];
+            let from = g * group_pt;
+            let n = to_usize((from + group_pt).min(pt_len) - from, "input file")?;
             let chunks = if g + 1 == groups {
-                pt.len() / CHUNK_LEN + 1
+                n / CHUNK_LEN + 1
             } else {
                 GROUP_CHUNKS
             };
-            let sealed = &mut buf[..pt.len() + chunks * TAG_LEN];
-            chunk_key.seal_chunks((g * GROUP_CHUNKS) as u64, pt, sealed)?;
-            out.write_at(
-                sealed,
-                (HEADER_LEN + g * GROUP_CHUNKS * SEALED_CHUNK_LEN) as u64,
-            )
+            input.read_at(&mut buf[..n], from)?;
+            // Spread the plaintext into chunk slots (16 bytes of room after
+            // each), last chunk first so nothing is overwritten before it moves.
+            for j in (1..chunks).rev() {
+                let m = (n - j * CHUNK_LEN).min(CHUNK_LEN);
+                buf.copy_within(j * CHUNK_LEN..j * CHUNK_LEN + m, j * SEALED_CHUNK_LEN);
+            }
+            let sealed = &mut buf[..n + chunks * TAG_LEN];
+            let first = g * GROUP_CHUNKS as u64;
+            for (j, slot) in sealed.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+                chunk_key.seal_chunk(first + j as u64, slot)?;
+            }
+            out.write_at(sealed, HEADER_LEN as u64 + g * group_sealed)
         },
     )?;
+    input.check_end()?;
     out.commit()?;
     Ok(body_len)
 }
@@ -234,45 +347,62 @@ pub fn seal_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Resul
 /// Opens the body in file `src` into a new file at `dst`; returns the
 /// plaintext length.
 ///
-/// The header is checked before anything is decrypted or created. Chunks
-/// are opened in parallel into a temporary file beside `dst`; it is renamed
-/// over `dst` only once every chunk authenticated. A wrong key, a tampered
-/// or truncated body, or an I/O error leave no output, and never replace an
+/// `src` MUST be a regular file (see [`seal_file`]). The header is checked
+/// before anything is decrypted or created. Groups of chunks are read with
+/// positioned reads and opened in parallel into a temporary file beside
+/// `dst`; it is renamed over `dst` only once every chunk authenticated. A
+/// wrong key, a tampered or truncated body, a `src` that changes length
+/// during the call, or an I/O error leave no output, and never replace an
 /// existing `dst`.
 ///
-/// The caller MUST ensure that `src` is not modified or truncated while the
-/// call runs (it is memory-mapped; see [`seal_file`]).
+/// On unix the output is created with mode `0o600` (less the umask), also
+/// when it replaces an existing `dst`: decrypted plaintext never becomes
+/// readable by others unless the caller changes the permissions afterwards.
+///
+/// If every write succeeded but fsyncing the directory after the rename
+/// fails, the error is returned although `dst` has already been replaced by
+/// the complete new file; only the durability of the rename across a crash
+/// is then in doubt.
 pub fn open_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Result<u64, Error> {
     let input = Input::open(src)?;
-    let body = input.bytes();
-    let chunk_key = keys::derive_for_open(key, context, body)?;
-    let layout = Layout::for_body(body.len() as u64)?;
+    let chunk_key = open_header(key, context, &input)?;
+    let layout = Layout::for_body(input.len)?;
     let out = Output::create(dst, layout.plaintext_len)?;
-    let chunks = body.len() - HEADER_LEN;
-    let groups = to_usize(layout.chunks, "body file")?.div_ceil(GROUP_CHUNKS);
-    let group_sealed = GROUP_CHUNKS * SEALED_CHUNK_LEN;
+    let group_pt = (GROUP_CHUNKS * CHUNK_LEN) as u64;
+    let group_sealed = (GROUP_CHUNKS * SEALED_CHUNK_LEN) as u64;
+    let groups = layout.chunks.div_ceil(GROUP_CHUNKS as u64);
     (0..groups).into_par_iter().try_for_each_init(
-        || vec![0u8; GROUP_CHUNKS * CHUNK_LEN],
+        || Zeroizing::new(vec![0u8; GROUP_CHUNKS * SEALED_CHUNK_LEN]),
         |buf, g| {
-            let from = HEADER_LEN + g * group_sealed;
-            let to = (from + group_sealed).min(HEADER_LEN + chunks);
-            let sealed = &body[from..to];
-            let n = sealed.len() - sealed.len().div_ceil(SEALED_CHUNK_LEN) * TAG_LEN;
-            let plain = &mut buf[..n];
-            chunk_key.open_chunks((g * GROUP_CHUNKS) as u64, sealed, plain)?;
-            out.write_at(plain, (g * GROUP_CHUNKS * CHUNK_LEN) as u64)
+            let from = HEADER_LEN as u64 + g * group_sealed;
+            let n = to_usize((from + group_sealed).min(input.len) - from, "body file")?;
+            input.read_at(&mut buf[..n], from)?;
+            let first = g * GROUP_CHUNKS as u64;
+            let mut plain = 0;
+            for (j, slot) in buf[..n].chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+                chunk_key.open_chunk_in_place(first + j as u64, slot)?;
+                plain += slot.len() - TAG_LEN;
+            }
+            // Close the gaps the tags leave (moving each chunk back).
+            for j in 1..n.div_ceil(SEALED_CHUNK_LEN) {
+                let m = (n - j * SEALED_CHUNK_LEN - TAG_LEN).min(CHUNK_LEN);
+                buf.copy_within(
+                    j * SEALED_CHUNK_LEN..j * SEALED_CHUNK_LEN + m,
+                    j * CHUNK_LEN,
+                );
+            }
+            out.write_at(&buf[..plain], g * group_pt)
         },
     )?;
+    input.check_end()?;
     out.commit()?;
     Ok(layout.plaintext_len)
 }
 
 /// Opens a byte range of the body in file `src`, decrypting only the chunks
 /// the range touches (and the final chunk when the range depends on the
-/// object length; see [`ByteRange`]).
-///
-/// The caller MUST ensure that `src` is not modified or truncated while the
-/// call runs (it is memory-mapped; see [`seal_file`]).
+/// object length; see [`ByteRange`]). `src` MUST be a regular file (see
+/// [`seal_file`]); only the header and the chunks needed are read.
 pub fn open_file_range(
     key: &DataKey,
     context: &[u8],
@@ -280,7 +410,16 @@ pub fn open_file_range(
     range: impl Into<ByteRange>,
 ) -> Result<Vec<u8>, Error> {
     let input = Input::open(src)?;
-    let body = input.bytes();
-    let chunk_key = keys::derive_for_open(key, context, body)?;
-    super::range::open_range(&chunk_key, body, range.into())
+    let chunk_key = open_header(key, context, &input)?;
+    super::range::open_range(&chunk_key, &input, range.into())
+}
+
+/// Reads and checks the header of the body file `input`.
+fn open_header(key: &DataKey, context: &[u8], input: &Input) -> Result<keys::ChunkKey, Error> {
+    if input.len < HEADER_LEN as u64 {
+        return Err(BodyError::TruncatedHeader { len: input.len }.into());
+    }
+    let mut header = [0u8; HEADER_LEN];
+    input.read_at(&mut header, 0)?;
+    keys::derive_for_open(key, context, &header)
 }

@@ -1,6 +1,10 @@
 //! Range reads: open only the chunks a byte range touches.
 
+use std::borrow::Cow;
+
 use core::ops::{Range, RangeFrom, RangeFull};
+
+use zeroize::Zeroizing;
 
 use super::chunk::{Layout, to_usize};
 use super::keys::ChunkKey;
@@ -17,6 +21,10 @@ use crate::error::{BodyError, Error};
 /// A range is not satisfiable ([`BodyError::InvalidRange`]) when it ends
 /// before it starts, or when it is non-empty and starts at or past the end
 /// of the object; an empty `Bounded` range within the object gives no bytes.
+/// The whole object, `ByteRange::From(0)` (what `..` converts to), is always
+/// satisfiable: on an empty object it gives no bytes (after checking the
+/// final chunk). Every other range of an empty object is not satisfiable,
+/// as HTTP (RFC 9110 §14.1.1) and S3 (416) have it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {
     /// Bytes `start..end`; `end` past the object is clamped to its length
@@ -89,7 +97,9 @@ impl ByteRange {
             ByteRange::Last(n) => (len.saturating_sub(n), u64::MAX, true),
         };
         let clamped = end.min(len);
-        let invalid = start > end || (start >= clamped && start != end);
+        // The whole object (`From(0)`, i.e. `..`) is satisfiable even when empty.
+        let whole = matches!(self, ByteRange::From(0));
+        let invalid = start > end || (start >= clamped && start != end && !whole);
         Resolved {
             start: start.min(clamped),
             end: clamped,
@@ -99,21 +109,53 @@ impl ByteRange {
     }
 }
 
+/// Sealed bytes a range read takes chunks from: a body in memory, or a body
+/// file read with positioned reads.
+pub(crate) trait SealedSource {
+    /// Length of the whole body, header included.
+    fn body_len(&self) -> u64;
+    /// Body bytes `from..to` (both within the body).
+    fn sealed(&self, from: u64, to: u64) -> Result<Cow<'_, [u8]>, Error>;
+}
+
+impl SealedSource for [u8] {
+    fn body_len(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn sealed(&self, from: u64, to: u64) -> Result<Cow<'_, [u8]>, Error> {
+        Ok(Cow::Borrowed(
+            &self[to_usize(from, "body")?..to_usize(to, "body")?],
+        ))
+    }
+}
+
 /// Opens `range` of `body` with an already header-checked key.
-pub(crate) fn open_range(key: &ChunkKey, body: &[u8], range: ByteRange) -> Result<Vec<u8>, Error> {
+///
+/// The result is a fresh vector of exactly the range: the plaintext of the
+/// neighbouring bytes of the chunks it touches is opened into a scratch
+/// buffer that is wiped before it is freed.
+pub(crate) fn open_range(
+    key: &ChunkKey,
+    body: &(impl SealedSource + ?Sized),
+    range: ByteRange,
+) -> Result<Vec<u8>, Error> {
     if let Some(e) = range.reversed() {
         return Err(e.into());
     }
-    let layout = Layout::for_body(body.len() as u64)?;
+    let body_len = body.body_len();
+    let layout = Layout::for_body(body_len)?;
     let r = range.resolve(layout.plaintext_len);
     let chunk = CHUNK_LEN as u64;
+    let sealed_chunk = SEALED_CHUNK_LEN as u64;
     let (first, last) = (r.start / chunk, r.end.saturating_sub(1) / chunk);
     let touches_final = r.end > r.start && last + 1 == layout.chunks;
     if r.check_final && !touches_final {
         let index = layout.chunks - 1;
-        let at = HEADER_LEN + to_usize(index, "body")? * SEALED_CHUNK_LEN;
-        let mut scratch = vec![0u8; body.len() - at - TAG_LEN];
-        key.open_chunks(index, &body[at..], &mut scratch)?;
+        let at = HEADER_LEN as u64 + index * sealed_chunk;
+        let sealed = body.sealed(at, body_len)?;
+        let mut scratch = Zeroizing::new(vec![0u8; sealed.len() - TAG_LEN]);
+        key.open_chunks(index, &sealed, &mut scratch)?;
     }
     if let Some(e) = r.unsatisfiable {
         return Err(e.into());
@@ -121,19 +163,21 @@ pub(crate) fn open_range(key: &ChunkKey, body: &[u8], range: ByteRange) -> Resul
     if r.start == r.end {
         return Ok(Vec::new());
     }
-    let sealed_from = HEADER_LEN + to_usize(first, "body")? * SEALED_CHUNK_LEN;
+    let sealed_from = HEADER_LEN as u64 + first * sealed_chunk;
     let sealed_to = if last + 1 == layout.chunks {
-        body.len()
+        body_len
     } else {
-        HEADER_LEN + to_usize(last + 1, "body")? * SEALED_CHUNK_LEN
+        HEADER_LEN as u64 + (last + 1) * sealed_chunk
     };
     let pt_from = first * chunk;
     let pt_to = (pt_from + (last - first + 1) * chunk).min(layout.plaintext_len);
-    let mut out = vec![0u8; to_usize(pt_to - pt_from, "range")?];
-    key.open_chunks(first, &body[sealed_from..sealed_to], &mut out)?;
-    let skip = (r.start - pt_from) as usize;
-    let len = (r.end - r.start) as usize;
-    out.copy_within(skip..skip + len, 0);
-    out.truncate(len);
-    Ok(out)
+    let mut scratch = Zeroizing::new(vec![0u8; to_usize(pt_to - pt_from, "range")?]);
+    let sealed = body.sealed(sealed_from, sealed_to)?;
+    key.open_chunks(first, &sealed, &mut scratch)?;
+    let skip = to_usize(r.start - pt_from, "range")?;
+    let len = to_usize(r.end - r.start, "range")?;
+    if skip == 0 && len == scratch.len() {
+        return Ok(core::mem::take(&mut *scratch));
+    }
+    Ok(scratch[skip..skip + len].to_vec())
 }
