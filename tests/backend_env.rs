@@ -59,6 +59,23 @@ fn env_values_select_or_fail_never_fall_back() {
     }
 }
 
+/// CI on a known CPU sets `OBJSEAL_REQUIRE_BACKENDS` (comma-separated names)
+/// so that a backend the suite silently skipped fails the run instead: every
+/// other test loops over `Backend::available()`.
+#[test]
+fn required_backends_are_available() {
+    let Ok(list) = std::env::var("OBJSEAL_REQUIRE_BACKENDS") else {
+        return;
+    };
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let backend: Backend = name.parse().expect("OBJSEAL_REQUIRE_BACKENDS names a backend");
+        if let Err(e) = backend.check() {
+            panic!("OBJSEAL_REQUIRE_BACKENDS requires {backend}, but: {e}");
+        }
+        assert!(Backend::available().contains(&backend));
+    }
+}
+
 #[test]
 fn forcing_through_the_api() {
     for b in Backend::ALL {
