@@ -12,8 +12,8 @@
 //! - [`body`]: the object body, Cobblestone-256 (C2SP chunked-encryption v1
 //!   with AES-256-GCM): key commitment, 16 KiB chunks sealed and opened in
 //!   parallel over slices, streams ([`body::SealWriter`], [`body::OpenReader`])
-//!   and memory-mapped files, and range reads that open only the chunks they
-//!   touch.
+//!   and files (positioned reads and writes, no memory mapping), and range
+//!   reads that open only the chunks they touch.
 //! - [`format`]: the [`Envelope`], objseal's versioned binary object header
 //!   (no cryptography), and the canonical encoding of an object's identity
 //!   ([`ObjectBinding`]) that binds a body to its object.
@@ -51,8 +51,7 @@
 //! ```
 //!
 //! `unsafe` is denied at the crate root; the only modules that opt out are the
-//! x86 cipher kernels and the memory mapping of input files in
-//! `body::file` (`grep -rn "allow(unsafe_code)" src` lists them).
+//! x86 cipher kernels (`grep -rn "allow(unsafe_code)" src` lists them).
 
 pub mod body;
 pub mod cipher;
