@@ -22,7 +22,7 @@ pub(super) const ROUND_KEYS: usize = 15;
 
 /// The GHASH reduction constant `x^63 + x^62 + x^57` in the low half: the
 /// top of P with its x^128 term dropped, divided by x^64.
-const POLY: i64 = 0xc200_0000_0000_0000_u64 as i64;
+pub(super) const POLY: i64 = 0xc200_0000_0000_0000_u64 as i64;
 
 /// Loads 16 bytes; SSE2 is part of x86-64, so this needs no witness.
 #[inline]

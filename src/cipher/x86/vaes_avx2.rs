@@ -7,9 +7,10 @@
 //! ciphertext when sealing (it is hashed after it is written), the current
 //! stride's ciphertext when opening (hashed before it is overwritten). Each
 //! block is multiplied by its own power of H (`K_16 … K_1`, see
-//! [`super::key_schedule`]) with three carry-less multiplies (Karatsuba, the
-//! `lo ^ hi` halves of the powers precomputed), the 16 products are summed
-//! unreduced and reduced once per stride. Counters are 32-bit and wrap
+//! [`super::key_schedule`]) with four carry-less multiplies (low, high and
+//! both cross products: no shuffle besides the byte reversal, which LLVM
+//! could otherwise merge into costlier shuffle sequences), the 16 products
+//! are summed unreduced and reduced once per stride. Counters are 32-bit and wrap
 //! (inc32 of SP 800-38D) because they are added with 32-bit lanes.
 //!
 //! Nothing branches on or indexes memory by secret data.
@@ -44,8 +45,6 @@ pub(crate) struct Key {
     /// is j-th of n (from 0) takes `pows[16 - n + j]`, and a 32-byte load at
     /// index `16 - n + 2m` gives the powers of the m-th register's two blocks.
     pows: [[u8; 16]; BLOCKS + 1],
-    /// `lo ^ hi` of each entry of `pows`, in both halves (Karatsuba).
-    mids: [[u8; 16]; BLOCKS + 1],
 }
 
 impl Drop for Key {
@@ -53,7 +52,6 @@ impl Drop for Key {
         self.rk.zeroize();
         self.rk2.zeroize();
         self.pows.zeroize();
-        self.mids.zeroize();
     }
 }
 
@@ -64,7 +62,6 @@ impl Key {
             rk: [[0; 16]; ROUND_KEYS],
             rk2: [[0; 32]; ROUND_KEYS],
             pows: [[0; 16]; BLOCKS + 1],
-            mids: [[0; 16]; BLOCKS + 1],
         });
         // SAFETY: `cpu` is a `VaesClmulAvx2` witness, which only `detect()`
         // creates after checking every feature `init` is compiled for.
@@ -126,9 +123,7 @@ vaes_clmul_avx2_features! {
         let mut powers = [[0u8; 16]; BLOCKS];
         ks::hash_powers(&k.rk, &mut powers);
         for (i, p) in powers.iter().rev().enumerate() {
-            let v = ks::load(p);
             k.pows[i] = *p;
-            ks::store(&mut k.mids[i], _mm_xor_si128(v, _mm_shuffle_epi32::<0x4e>(v)));
         }
         powers.zeroize();
     }
@@ -197,29 +192,37 @@ vaes_clmul_avx2_features! {
     }
 
     /// Adds the products of two blocks `x` (as loaded) with the powers at
-    /// table index `i` to the unreduced sums.
+    /// table index `i` to the unreduced sums: low halves, the two cross
+    /// products (middle), high halves.
     #[inline]
     fn mul_add(k: &Key, sums: &mut [__m256i; 3], x: __m256i, i: usize) {
         let x = _mm256_shuffle_epi8(x, bswap());
         let p = load(pair(&k.pows, i));
-        let m = load(pair(&k.mids, i));
-        let xm = _mm256_xor_si256(x, _mm256_shuffle_epi32::<0x4e>(x));
+        let mi = _mm256_xor_si256(
+            _mm256_clmulepi64_epi128::<0x01>(x, p),
+            _mm256_clmulepi64_epi128::<0x10>(x, p),
+        );
         sums[0] = _mm256_xor_si256(sums[0], _mm256_clmulepi64_epi128::<0x00>(x, p));
-        sums[1] = _mm256_xor_si256(sums[1], _mm256_clmulepi64_epi128::<0x00>(xm, m));
+        sums[1] = _mm256_xor_si256(sums[1], mi);
         sums[2] = _mm256_xor_si256(sums[2], _mm256_clmulepi64_epi128::<0x11>(x, p));
     }
 
-    /// The XOR of the two lanes.
+    /// [`ks::reduce`] on both lanes.
     #[inline]
-    fn fold(v: __m256i) -> __m128i {
-        _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+    fn reduce2(lo: __m256i, mi: __m256i, hi: __m256i) -> __m256i {
+        let poly = _mm256_set_epi64x(0, ks::POLY, 0, ks::POLY);
+        let mi = _mm256_xor_si256(mi, _mm256_shuffle_epi32::<0x4e>(lo));
+        let mi = _mm256_xor_si256(mi, _mm256_clmulepi64_epi128::<0x00>(lo, poly));
+        let hi = _mm256_xor_si256(hi, _mm256_shuffle_epi32::<0x4e>(mi));
+        _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x00>(mi, poly))
     }
 
-    /// Folds the two lanes of the sums and reduces: the new accumulator.
+    /// Reduces both lanes of the sums and adds them (the reduction is
+    /// linear): the new accumulator.
     #[inline]
     fn finish(sums: &[__m256i; 3]) -> __m128i {
-        let (lo, mi, hi) = (fold(sums[0]), fold(sums[1]), fold(sums[2]));
-        ks::reduce(lo, _mm_xor_si128(mi, _mm_xor_si128(lo, hi)), hi)
+        let r = reduce2(sums[0], sums[1], sums[2]);
+        _mm_xor_si128(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r))
     }
 
     /// The accumulator as the first register's addend (low lane).
