@@ -28,11 +28,13 @@ const STRIDE: usize = 16 * BLOCKS;
 pub(crate) struct Key {
     /// Proof that the CPU has the target features of every function here.
     cpu: AesNiClmul,
-    rk: [[u8; 16]; ROUND_KEYS],
+    /// Round keys. The tables hold `__m128i` (16-byte aligned) so that the
+    /// legacy-SSE `aesenc`/`pclmulqdq` can take them as memory operands.
+    rk: [__m128i; ROUND_KEYS],
     /// `pows[i] = K_(8-i)`: the j-th of n blocks (from 0) takes `pows[8 - n + j]`.
-    pows: [[u8; 16]; BLOCKS],
+    pows: [__m128i; BLOCKS],
     /// `lo ^ hi` of each entry of `pows`, in both halves (Karatsuba).
-    mids: [[u8; 16]; BLOCKS],
+    mids: [__m128i; BLOCKS],
 }
 
 impl Drop for Key {
@@ -45,11 +47,12 @@ impl Drop for Key {
 
 impl Key {
     pub(crate) fn new(key: &[u8; 32], cpu: AesNiClmul) -> Box<Self> {
+        let zero = load(&[0; 16]);
         let mut k = Box::new(Key {
             cpu,
-            rk: [[0; 16]; ROUND_KEYS],
-            pows: [[0; 16]; BLOCKS],
-            mids: [[0; 16]; BLOCKS],
+            rk: [zero; ROUND_KEYS],
+            pows: [zero; BLOCKS],
+            mids: [zero; BLOCKS],
         });
         // SAFETY: `cpu` is an `AesNiClmul` witness, which only `detect()`
         // creates after checking every feature `init` is compiled for.
@@ -82,22 +85,27 @@ impl Key {
 
 aesni_clmul_features! {
     fn init(k: &mut Key, key: &[u8; 32]) {
-        ks::expand_key(key, &mut k.rk);
+        let mut rk = [[0u8; 16]; ROUND_KEYS];
+        ks::expand_key(key, &mut rk);
+        for (out, rk) in k.rk.iter_mut().zip(&rk) {
+            *out = load(rk);
+        }
         let mut powers = [[0u8; 16]; BLOCKS];
-        ks::hash_powers(&k.rk, &mut powers);
+        ks::hash_powers(&rk, &mut powers);
         for (i, p) in powers.iter().rev().enumerate() {
             let v = load(p);
-            k.pows[i] = *p;
-            store(&mut k.mids[i], _mm_xor_si128(v, _mm_shuffle_epi32::<0x4e>(v)));
+            k.pows[i] = v;
+            k.mids[i] = _mm_xor_si128(v, _mm_shuffle_epi32::<0x4e>(v));
         }
         powers.zeroize();
+        rk.zeroize();
     }
 
     /// The 8 counter blocks of the next stride, whitened with round key 0;
     /// advances `ctr` (the byte-reversed counter block).
     #[inline]
     fn counters(k: &Key, ctr: &mut __m128i) -> [__m128i; BLOCKS] {
-        let (bswap, rk0) = (ks::bswap_mask(), load(&k.rk[0]));
+        let (bswap, rk0) = (ks::bswap_mask(), k.rk[0]);
         let mut s = [_mm_setzero_si128(); BLOCKS];
         for (j, s) in s.iter_mut().enumerate() {
             let c = _mm_add_epi32(*ctr, _mm_set_epi32(0, 0, 0, j as i32));
@@ -109,10 +117,20 @@ aesni_clmul_features! {
 
     #[inline]
     fn round(k: &Key, s: &mut [__m128i; BLOCKS], r: usize) {
-        let rk = load(&k.rk[r]);
+        let rk = k.rk[r];
         for s in s.iter_mut() {
             *s = _mm_aesenc_si128(*s, rk);
         }
+    }
+
+    /// Encrypts one block.
+    #[inline]
+    fn encrypt_block(k: &Key, block: __m128i) -> __m128i {
+        let mut b = _mm_xor_si128(block, k.rk[0]);
+        for rk in &k.rk[1..ROUND_KEYS - 1] {
+            b = _mm_aesenc_si128(b, *rk);
+        }
+        _mm_aesenclast_si128(b, k.rk[ROUND_KEYS - 1])
     }
 
     /// Keystream for the next 8 counter blocks.
@@ -128,7 +146,7 @@ aesni_clmul_features! {
 
     #[inline]
     fn last_round(k: &Key, s: &mut [__m128i; BLOCKS]) {
-        let rk = load(&k.rk[ROUND_KEYS - 1]);
+        let rk = k.rk[ROUND_KEYS - 1];
         for s in s.iter_mut() {
             *s = _mm_aesenclast_si128(*s, rk);
         }
@@ -139,7 +157,7 @@ aesni_clmul_features! {
     #[inline]
     fn mul_add(k: &Key, sums: &mut [__m128i; 3], x: __m128i, i: usize) {
         let x = _mm_shuffle_epi8(x, ks::bswap_mask());
-        let (p, m) = (load(&k.pows[i]), load(&k.mids[i]));
+        let (p, m) = (k.pows[i], k.mids[i]);
         let xm = _mm_xor_si128(x, _mm_shuffle_epi32::<0x4e>(x));
         sums[0] = _mm_xor_si128(sums[0], _mm_clmulepi64_si128::<0x00>(x, p));
         sums[1] = _mm_xor_si128(sums[1], _mm_clmulepi64_si128::<0x00>(xm, m));
@@ -292,7 +310,7 @@ aesni_clmul_features! {
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
-        let mask = ks::encrypt_block(&k.rk, load(&block));
+        let mask = encrypt_block(k, load(&block));
         block[12..].copy_from_slice(&ctr0.to_be_bytes());
         let mut ctr = _mm_shuffle_epi8(load(&block), ks::bswap_mask());
 
@@ -304,7 +322,8 @@ aesni_clmul_features! {
         if tail_at < buf.len() {
             acc = crypt_tail::<SEAL>(k, &mut ctr, acc, &mut buf[tail_at..]);
         }
-        acc = ks::ghash_block(acc, &len, &k.pows[BLOCKS - 1]);
+        let len = _mm_shuffle_epi8(load(&len), ks::bswap_mask());
+        acc = ks::dot(_mm_xor_si128(acc, len), k.pows[BLOCKS - 1]);
         let s = _mm_shuffle_epi8(acc, ks::bswap_mask());
         let mut tag = [0u8; TAG_LEN];
         store(&mut tag, _mm_xor_si128(s, mask));
