@@ -554,3 +554,61 @@ fn ranges_of_an_empty_object() {
     let e = body::open_range(&key(), CTX, &bad, ..).unwrap_err();
     assert_eq!(body_err(e), BodyError::ChunkAuthentication { index: 0 });
 }
+
+/// A reader that returns `good` bytes of `data`, then fails.
+struct FailingAfter<'a> {
+    data: &'a [u8],
+    good: usize,
+    pos: usize,
+}
+
+impl Read for FailingAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.good {
+            return Err(std::io::Error::other("disk on fire"));
+        }
+        let n = buf.len().min(self.good - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_read_ahead_io_error_surfaces_after_the_authentic_batches() {
+    let (pt, good) = sealed(5 * CHUNK_LEN + 3);
+    // Header and two whole chunks readable, then an I/O error.
+    let reader = FailingAfter {
+        data: &good,
+        good: HEADER_LEN + 2 * SEALED_CHUNK_LEN + 100,
+        pos: 0,
+    };
+    let mut r = OpenReader::with_batch_chunks(reader, &key(), CTX, 1).unwrap();
+    let mut out = Vec::new();
+    let e = r.read_to_end(&mut out).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::Other, "{e}");
+    assert!(e.to_string().contains("disk on fire"), "{e}");
+    assert!(matches!(Error::from(e), Error::Io { .. }));
+    assert!(out.len() <= 2 * CHUNK_LEN);
+    assert_eq!(out, &pt[..out.len()]);
+    // It keeps failing.
+    let mut buf = [0u8; 10];
+    assert!(r.read(&mut buf).is_err());
+}
+
+#[test]
+fn batch_sizes_are_clamped_not_overflowed() {
+    use std::io::Write;
+    for batch in [0, 1, body::MAX_BATCH_CHUNKS, usize::MAX] {
+        let mut w = body::SealWriter::with_batch_chunks(Vec::new(), &key(), CTX, batch).unwrap();
+        w.write_all(b"hello").unwrap();
+        let sealed = w.finish().unwrap();
+        assert_eq!(body::open(&key(), CTX, &sealed).unwrap(), b"hello");
+        let mut out = Vec::new();
+        OpenReader::with_batch_chunks(&sealed[..], &key(), CTX, batch)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"hello");
+    }
+}

@@ -187,8 +187,9 @@ fn hkdf_expand_sha512(prk: &[u8], info: &[&[u8]], out: &mut [u8]) {
             mac.update(part);
         }
         mac.update(&[(i + 1) as u8]);
-        let t = mac.finalize().into_bytes();
+        let mut t = mac.finalize().into_bytes();
         prev.copy_from_slice(&t);
+        t.as_mut_slice().zeroize();
         block.copy_from_slice(&prev[..block.len()]);
     }
     prev.zeroize();

@@ -14,6 +14,34 @@ use crate::error::{BodyError, Error};
 const CHUNKS_PER_THREAD: usize = 128;
 /// Largest default batch: 1024 chunks (16 MiB), whatever the pool size.
 const MAX_DEFAULT_BATCH: usize = 1024;
+/// Largest batch [`SealWriter::with_batch_chunks`] and
+/// [`OpenReader::with_batch_chunks`] accept: 4096 chunks (64 MiB of
+/// plaintext); larger requests are clamped to it.
+pub const MAX_BATCH_CHUNKS: usize = 4096;
+
+/// Grows `buf` to `len` bytes (the new bytes zero). When that needs a new
+/// allocation, the capacity at least doubles (from one sealed chunk) up to
+/// `max`, and the old allocation is wiped before it is freed, so plaintext
+/// is never left in freed memory. Buffers grow only as far as the data
+/// actually needs: a 5-byte object touches one chunk's worth of memory.
+fn grow(buf: &mut Vec<u8>, len: usize, max: usize) {
+    if len <= buf.len() {
+        return;
+    }
+    if len > buf.capacity() {
+        let cap = buf
+            .capacity()
+            .saturating_mul(2)
+            .max(SEALED_CHUNK_LEN)
+            .min(max)
+            .max(len);
+        let mut new = Vec::with_capacity(cap);
+        new.extend_from_slice(buf);
+        buf.as_mut_slice().zeroize();
+        *buf = new;
+    }
+    buf.resize(len, 0);
+}
 
 /// The default batch size for the current rayon pool.
 fn default_batch() -> usize {
@@ -23,9 +51,10 @@ fn default_batch() -> usize {
 /// Seals a body as it is written, in bounded memory.
 ///
 /// Plaintext written to it is cut into chunks, sealed in parallel batches,
-/// and written to the inner writer (header first). Memory is two batches of
-/// chunks (by default 2 MiB per rayon thread each, at most 16 MiB), whatever
-/// the object size.
+/// and written to the inner writer (header first). Memory is at most two
+/// batches of chunks (by default 2 MiB per rayon thread each, at most
+/// 16 MiB), whatever the object size, and grows only as far as the data
+/// written needs. Plaintext buffers are wiped when dropped.
 ///
 /// [`SealWriter::finish`] MUST be called: it seals the final (short) chunk.
 /// A body whose writer was dropped without `finish` is truncated, and
@@ -74,20 +103,21 @@ impl<W: Write> SealWriter<W> {
         Self::with_batch_chunks(inner, key, context, default_batch())
     }
 
-    /// As [`SealWriter::new`], sealing `batch_chunks` chunks (at least 1) per batch.
+    /// As [`SealWriter::new`], sealing `batch_chunks` chunks per batch,
+    /// clamped to `1..=`[`MAX_BATCH_CHUNKS`].
     pub fn with_batch_chunks(
         inner: W,
         key: &DataKey,
         context: &[u8],
         batch_chunks: usize,
     ) -> Result<Self, Error> {
-        let batch = batch_chunks.max(1);
+        let batch = batch_chunks.clamp(1, MAX_BATCH_CHUNKS);
         let (key, header) = keys::derive_for_seal(key, context)?;
         Ok(SealWriter {
             inner: Some(inner),
             key,
             batch,
-            fill: vec![0u8; batch * SEALED_CHUNK_LEN],
+            fill: Vec::new(),
             filled: 0,
             ready: header.to_vec(),
             index: 0,
@@ -98,6 +128,7 @@ impl<W: Write> SealWriter<W> {
     /// Seals the full batch in `fill` while writing `ready`, then swaps them.
     fn flush_batch(&mut self) -> Result<(), Error> {
         let slots = self.batch * SEALED_CHUNK_LEN;
+        grow(&mut self.fill, slots, slots);
         self.seal_and_write(slots)?;
         self.index = self
             .index
@@ -106,8 +137,8 @@ impl<W: Write> SealWriter<W> {
                 what: "stream",
                 len: u64::MAX,
             })?;
+        // `fill` now holds only ciphertext; `ready` was written and cleared.
         core::mem::swap(&mut self.fill, &mut self.ready);
-        self.fill.resize(self.batch * SEALED_CHUNK_LEN, 0);
         self.filled = 0;
         Ok(())
     }
@@ -140,12 +171,12 @@ impl<W: Write> SealWriter<W> {
         }
         let full = self.filled / CHUNK_LEN;
         let slots = full * SEALED_CHUNK_LEN + self.filled % CHUNK_LEN + TAG_LEN;
+        grow(&mut self.fill, slots, self.batch * SEALED_CHUNK_LEN);
         self.seal_and_write(slots)?;
         let mut inner = self.inner.take().ok_or(BodyError::WriterPoisoned)?;
         let done = inner
             .write_all(&self.fill[..slots])
             .and_then(|()| inner.flush());
-        self.fill.zeroize();
         done?;
         Ok(inner)
     }
@@ -162,6 +193,7 @@ impl<W: Write> Write for SealWriter<W> {
         let (slot, off) = (self.filled / CHUNK_LEN, self.filled % CHUNK_LEN);
         let n = buf.len().min(CHUNK_LEN - off);
         let at = slot * SEALED_CHUNK_LEN + off;
+        grow(&mut self.fill, at + n, self.batch * SEALED_CHUNK_LEN);
         self.fill[at..at + n].copy_from_slice(&buf[..n]);
         self.filled += n;
         Ok(n)
@@ -178,8 +210,9 @@ impl<W: Write> Write for SealWriter<W> {
 }
 
 impl<W: Write> Drop for SealWriter<W> {
+    /// Wipes the plaintext not yet sealed (only the length ever used).
     fn drop(&mut self) {
-        self.fill.zeroize();
+        self.fill.as_mut_slice().zeroize();
     }
 }
 
@@ -205,12 +238,15 @@ impl Failure {
 /// before anything else. Reads then return plaintext a batch at a time, and
 /// only after every chunk of the batch authenticated; while the caller
 /// consumes a batch, nothing else is held but the next one being read.
+/// Buffers grow only as far as the body needs, and are wiped when they are
+/// reused or dropped.
 ///
 /// Errors come back as [`io::Error`]s of kind `InvalidData` wrapping an
 /// [`Error`]; `objseal::Error::from(io_error)` recovers the typed error.
 /// A truncated or tampered stream may first release the authentic batches
 /// before the damage, then fails, and every later read fails the same way:
-/// treat the output as untrusted until `read` returns `Ok(0)`.
+/// treat the output as untrusted until `read` into a non-empty buffer
+/// returns `Ok(0)`.
 ///
 /// ```
 /// use std::io::Read;
@@ -229,6 +265,8 @@ pub struct OpenReader<R: Read> {
     batch: usize,
     /// The opened batch, in chunk slots.
     cur: Vec<u8>,
+    /// Bytes of `cur` that hold plaintext (to wipe).
+    cur_slots: usize,
     /// Plaintext bytes in `cur`, and how many were returned.
     cur_len: usize,
     pos: usize,
@@ -264,14 +302,15 @@ impl<R: Read> OpenReader<R> {
         Self::with_batch_chunks(inner, key, context, default_batch())
     }
 
-    /// As [`OpenReader::new`], opening `batch_chunks` chunks (at least 1) per batch.
+    /// As [`OpenReader::new`], opening `batch_chunks` chunks per batch,
+    /// clamped to `1..=`[`MAX_BATCH_CHUNKS`].
     pub fn with_batch_chunks(
         mut inner: R,
         key: &DataKey,
         context: &[u8],
         batch_chunks: usize,
     ) -> Result<Self, Error> {
-        let batch = batch_chunks.max(1);
+        let batch = batch_chunks.clamp(1, MAX_BATCH_CHUNKS);
         let mut header = [0u8; HEADER_LEN];
         let got = read_full(&mut inner, &mut header)?;
         let key = keys::derive_for_open(key, context, &header[..got])?;
@@ -279,10 +318,11 @@ impl<R: Read> OpenReader<R> {
             inner,
             key,
             batch,
-            cur: vec![0u8; batch * SEALED_CHUNK_LEN],
+            cur: Vec::new(),
+            cur_slots: 0,
             cur_len: 0,
             pos: 0,
-            next: vec![0u8; batch * SEALED_CHUNK_LEN],
+            next: Vec::new(),
             next_len: 0,
             eof: false,
             index: 0,
@@ -292,10 +332,22 @@ impl<R: Read> OpenReader<R> {
         })
     }
 
-    /// Reads ahead into `next` until it is full or the input ends.
-    fn fill_next(inner: &mut R, next: &mut [u8]) -> (usize, bool, Option<io::Error>) {
+    /// Reads ahead into `next` until it holds `target` bytes or the input
+    /// ends, growing it as the data arrives.
+    fn fill_next(
+        inner: &mut R,
+        next: &mut Vec<u8>,
+        target: usize,
+    ) -> (usize, bool, Option<io::Error>) {
         let mut len = 0;
-        while len < next.len() {
+        while len < target {
+            if len == next.len() {
+                grow(
+                    next,
+                    len.saturating_mul(2).clamp(SEALED_CHUNK_LEN, target),
+                    target,
+                );
+            }
             match inner.read(&mut next[len..]) {
                 Ok(0) => return (len, true, None),
                 Ok(n) => len += n,
@@ -312,8 +364,9 @@ impl<R: Read> OpenReader<R> {
         if let Some(e) = self.pending.take() {
             return Err(Failure::Io(e.kind(), e.to_string()));
         }
+        let target = self.batch * SEALED_CHUNK_LEN;
         if self.next_len == 0 && !self.eof {
-            let (len, eof, err) = Self::fill_next(&mut self.inner, &mut self.next);
+            let (len, eof, err) = Self::fill_next(&mut self.inner, &mut self.next, target);
             (self.next_len, self.eof) = (len, eof);
             if let Some(e) = err {
                 return Err(Failure::Io(e.kind(), e.to_string()));
@@ -339,6 +392,9 @@ impl<R: Read> OpenReader<R> {
         } else {
             (self.next_len, self.batch * CHUNK_LEN, false)
         };
+        // The consumed plaintext is wiped before its buffer is reused to read.
+        self.cur[..self.cur_slots].zeroize();
+        (self.cur_slots, self.cur_len, self.pos) = (0, 0, 0);
         core::mem::swap(&mut self.cur, &mut self.next);
         let first = self.index;
         let chunks = slots.div_ceil(SEALED_CHUNK_LEN) as u64;
@@ -355,11 +411,12 @@ impl<R: Read> OpenReader<R> {
             if last {
                 (0, true, None)
             } else {
-                Self::fill_next(inner, next)
+                Self::fill_next(inner, next, target)
             }
         });
+        self.cur_slots = slots;
         if let Err(e) = opened {
-            self.cur.zeroize();
+            self.cur[..slots].zeroize();
             return Err(Failure::Body(e));
         }
         (self.next_len, self.eof, self.pending) = read;
@@ -369,6 +426,10 @@ impl<R: Read> OpenReader<R> {
 }
 
 impl<R: Read> Read for OpenReader<R> {
+    /// Returns plaintext that authenticated. `Ok(0)` with a non-empty `buf`
+    /// means the body ended and its final chunk authenticated; with an
+    /// empty `buf`, `Ok(0)` is returned at once (nothing is read or opened)
+    /// and says nothing about the end of the body.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(f) = &self.failed {
@@ -393,8 +454,10 @@ impl<R: Read> Read for OpenReader<R> {
 }
 
 impl<R: Read> Drop for OpenReader<R> {
+    /// Wipes both buffers (the length they were used to).
     fn drop(&mut self) {
-        self.cur.zeroize();
+        self.cur.as_mut_slice().zeroize();
+        self.next.as_mut_slice().zeroize();
     }
 }
 
