@@ -17,6 +17,11 @@
 //! - [`format`]: the [`Envelope`], objseal's versioned binary object header
 //!   (no cryptography), and the canonical encoding of an object's identity
 //!   ([`ObjectBinding`]) that binds a body to its object.
+//! - [`keys`]: the key hierarchy: per-object key-encryption keys, the SSE-S3
+//!   [`Keyring`], the SSE-KMS [`Kms`] trait and [`LocalKms`] with its audit
+//!   log, Bucket Keys, and SSE-C [`CustomerKey`]s.
+//! - [`engine`]: the [`Engine`], which seals and opens whole objects in every
+//!   mode over slices, streams and files, and rewraps or re-encrypts them.
 //!
 //! The byte-level format is specified in `docs/FORMAT.md`.
 //!
