@@ -68,7 +68,9 @@ fn required_backends_are_available() {
         return;
     };
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let backend: Backend = name.parse().expect("OBJSEAL_REQUIRE_BACKENDS names a backend");
+        let backend: Backend = name
+            .parse()
+            .expect("OBJSEAL_REQUIRE_BACKENDS names a backend");
         if let Err(e) = backend.check() {
             panic!("OBJSEAL_REQUIRE_BACKENDS requires {backend}, but: {e}");
         }
