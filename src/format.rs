@@ -179,6 +179,13 @@ impl ObjectBinding {
     /// The canonical body context for this object under `mode` and the
     /// wrapping key `key_id`: every field length-prefixed, so no two
     /// different inputs encode alike (see `docs/FORMAT.md`).
+    ///
+    /// `key_id` should be at most [`MAX_KEY_ID_LEN`] bytes, as every key id
+    /// an envelope can carry is ([`ObjectBinding::try_body_context`] checks
+    /// it). A longer one is never truncated: it is encoded as the marker
+    /// length `0xFFFF` (which no valid context has), its length as a u64,
+    /// then its bytes, so the context stays distinct from every other, and
+    /// no envelope can name it.
     pub fn body_context(&self, mode: Mode, key_id: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             CONTEXT_LABEL.len() + 12 + key_id.len() + self.bucket.len() + self.key.len(),
@@ -186,11 +193,31 @@ impl ObjectBinding {
         out.extend_from_slice(CONTEXT_LABEL);
         out.push(ALGORITHM_COBBLESTONE_256);
         out.push(mode.id());
-        put_bytes16(&mut out, key_id.as_bytes());
+        if key_id.len() <= MAX_KEY_ID_LEN {
+            put_bytes16(&mut out, key_id.as_bytes());
+        } else {
+            out.extend_from_slice(&u16::MAX.to_be_bytes());
+            out.extend_from_slice(&(key_id.len() as u64).to_be_bytes());
+            out.extend_from_slice(key_id.as_bytes());
+        }
         put_bytes16(&mut out, self.bucket.as_bytes());
         put_bytes16(&mut out, self.key.as_bytes());
         out.extend_from_slice(&self.part.unwrap_or(0).to_be_bytes());
         out
+    }
+}
+
+impl ObjectBinding {
+    /// As [`ObjectBinding::body_context`], refusing a key id longer than
+    /// [`MAX_KEY_ID_LEN`] with [`FormatError::OutOfBounds`].
+    pub fn try_body_context(&self, mode: Mode, key_id: &str) -> Result<Vec<u8>, Error> {
+        bounds(
+            "key id length",
+            key_id.len() as u64,
+            0,
+            MAX_KEY_ID_LEN as u64,
+        )?;
+        Ok(self.body_context(mode, key_id))
     }
 }
 
@@ -390,6 +417,7 @@ impl Envelope {
                 MAX_PART_NUMBER.into(),
             )?;
             check_parts(&list.parts)?;
+            check_part_totals(self.plaintext_len, b.part, &list.parts)?;
         }
         Ok(())
     }
@@ -460,6 +488,7 @@ impl Envelope {
             }
             check_parts(&parts)?;
             let mac = c.array::<PART_LIST_MAC_LEN>("part list MAC")?;
+            check_part_totals(plaintext_len, part, &parts)?;
             Some(PartList { parts, mac })
         };
         let env = Envelope {
@@ -508,6 +537,29 @@ fn check_parts(parts: &[Part]) -> Result<(), FormatError> {
         }
     }
     Ok(())
+}
+
+/// Checks that a part list belongs to a whole object (not to one part's
+/// envelope) and that its part lengths add up to the object's plaintext
+/// length (without overflow).
+fn check_part_totals(
+    plaintext_len: u64,
+    part: Option<u32>,
+    parts: &[Part],
+) -> Result<(), FormatError> {
+    if part.is_some() {
+        return Err(FormatError::OutOfBounds {
+            field: "part count of a single part's envelope",
+            value: parts.len() as u64,
+            min: 0,
+            max: 0,
+        });
+    }
+    let sum = parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(p.plaintext_len))
+        .unwrap_or(u64::MAX);
+    bounds("sum of part lengths", sum, plaintext_len, plaintext_len).map(|_| ())
 }
 
 /// Checks `min <= value <= max`.

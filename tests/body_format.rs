@@ -12,7 +12,7 @@ fn sample() -> Envelope {
     let mut e = Envelope::new(
         Mode::SseKms,
         ObjectBinding::new("b", "dir/ключ.txt").unwrap(),
-        12345,
+        (5 << 20) + 12345,
         w,
     );
     e.parts = Some(PartList {
@@ -216,4 +216,76 @@ fn contexts_are_canonical() {
             .body_context(Mode::SseS3, "k"),
         want
     );
+}
+
+#[test]
+fn part_lists_must_add_up_and_belong_to_a_whole_object() {
+    let good = sample();
+    // Encode refuses, and parse refuses the same bytes with the check removed.
+    let mut wrong_sum = good.clone();
+    wrong_sum.plaintext_len += 1;
+    let mut overflow = good.clone();
+    for p in &mut overflow.parts.as_mut().unwrap().parts {
+        p.plaintext_len = format::MAX_PLAINTEXT_LEN;
+    }
+    overflow
+        .parts
+        .as_mut()
+        .unwrap()
+        .parts
+        .extend((4..8).map(|number| Part {
+            number,
+            plaintext_len: format::MAX_PLAINTEXT_LEN,
+        }));
+    let mut of_a_part = good.clone();
+    of_a_part.binding = of_a_part.binding.with_part(2).unwrap();
+    for (bad, field) in [
+        (&wrong_sum, "sum of part lengths"),
+        (&overflow, "sum of part lengths"),
+        (&of_a_part, "part count of a single part's envelope"),
+    ] {
+        match bad.encode() {
+            Err(Error::Format(FormatError::OutOfBounds { field: f, .. })) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // Hand-built bytes: the sample's encoding with the plaintext length changed.
+    let mut bytes = good.encode().unwrap();
+    bytes[8..16].copy_from_slice(&12345u64.to_be_bytes());
+    assert!(matches!(
+        fmt_err(Envelope::parse(&bytes)),
+        FormatError::OutOfBounds {
+            field: "sum of part lengths",
+            value,
+            min: 12345,
+            max: 12345
+        } if value == (5 << 20) + 12345
+    ));
+}
+
+#[test]
+fn oversized_key_ids_are_never_truncated_in_contexts() {
+    let b = ObjectBinding::new("a", "b").unwrap();
+    let long = "k".repeat(65_537);
+    assert!(matches!(
+        b.try_body_context(Mode::SseS3, &long),
+        Err(Error::Format(FormatError::OutOfBounds {
+            field: "key id length",
+            ..
+        }))
+    ));
+    let max = "k".repeat(format::MAX_KEY_ID_LEN);
+    assert_eq!(
+        b.try_body_context(Mode::SseS3, &max).unwrap(),
+        b.body_context(Mode::SseS3, &max)
+    );
+    let ctx = b.body_context(Mode::SseS3, &long);
+    let at = "objseal/v1 body context\0".len() + 2;
+    assert_eq!(
+        ctx[at..at + 2],
+        [0xff, 0xff],
+        "marker, not a truncated length"
+    );
+    assert_eq!(ctx[at + 2..at + 10], 65_537u64.to_be_bytes());
+    assert_ne!(ctx, b.body_context(Mode::SseS3, "k"));
 }
