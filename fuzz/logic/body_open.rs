@@ -1,12 +1,19 @@
 //! Logic of the `body_open` fuzz target, shared with the replay test
 //! (`tests/fuzz_replay.rs`).
 //!
-//! Input: key selector (1) || context length (1) || context || body. Opens
-//! the bytes as a body through the slice, streaming and range paths under a
-//! fixed key; none may panic, and all must agree that it fails (a random
-//! body cannot authenticate). The first byte's low bit picks whether the
-//! body is first re-sealed validly from the input, so the fuzzer also
-//! explores mutations near valid bodies: then every path must succeed.
+//! Input: flags (1) || context length (1) || context || rest. The low bit of
+//! the flags picks the mode:
+//!
+//! - 0: `rest` is opened as a body through the slice, streaming, range and
+//!   tail paths under a fixed key; none may panic, and all must fail (random
+//!   bytes cannot authenticate).
+//! - 1: `rest` is sealed validly, then bits 1–2 of the flags pick a mutation
+//!   (none, bit flip, truncation, byte insertion) at an offset taken from the
+//!   first 4 bytes of `rest`. The slice and streaming opens must succeed iff
+//!   the body is unchanged; a range or tail open of a changed body either
+//!   fails or returns exactly the original plaintext of that range (it only
+//!   opened chunks the mutation did not touch), and fails whenever the
+//!   length changed.
 
 use objseal::body::{self, ByteRange, DataKey, OpenReader};
 use std::hint::black_box;
@@ -19,10 +26,25 @@ pub fn run(data: &[u8]) {
     let key = DataKey::from_bytes([data[0] | 1; 32]);
     let ctx_len = usize::from(data[1]).min(data.len() - 2);
     let (ctx, rest) = data[2..].split_at(ctx_len);
-    let (input, valid) = if data[0] & 1 == 1 {
-        (body::seal(&key, ctx, rest).expect("seal"), true)
+    let valid = data[0] & 1 == 1;
+    let input = if valid {
+        let sealed = body::seal(&key, ctx, rest).expect("seal");
+        let off = rest
+            .get(..4)
+            .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap())) as usize;
+        let mut m = sealed.clone();
+        let n = m.len();
+        match (data[0] >> 1) & 3 {
+            0 => {}
+            1 => m[off / 8 % n] ^= 1 << (off % 8),
+            2 => m.truncate(off % n),
+            _ => m.insert(off % (n + 1), data[1]),
+        }
+        let changed = m != sealed;
+        check_valid(&key, ctx, rest, &m, changed, m.len() != sealed.len());
+        return;
     } else {
-        (rest.to_vec(), false)
+        rest.to_vec()
     };
 
     let slice = body::open(&key, ctx, &input);
@@ -30,29 +52,45 @@ pub fn run(data: &[u8]) {
     let stream = OpenReader::with_batch_chunks(&input[..], &key, ctx, 1)
         .and_then(|mut r| r.read_to_end(&mut streamed).map_err(Into::into));
     let len = body::plaintext_len(input.len() as u64).unwrap_or(0);
-    let ranged = body::open_range(
-        &key,
-        ctx,
-        &input,
-        ByteRange::Bounded {
-            start: len / 3,
-            end: len,
-        },
-    );
+    let ranged = body::open_range(&key, ctx, &input, len / 3..len);
     let tail = body::open_range(&key, ctx, &input, ByteRange::Last(u64::from(data[0])));
+    assert!(slice.is_err(), "random bytes authenticated");
+    assert!(stream.is_err(), "random bytes streamed");
+    assert!(streamed.is_empty() || streamed.len() % body::CHUNK_LEN == 0);
+    assert!(ranged.is_err(), "random bytes opened as a range");
+    assert!(tail.is_err(), "random bytes opened as a tail");
+    black_box(streamed);
+}
 
-    if valid {
-        let pt = slice.expect("valid body opens");
-        assert_eq!(pt, rest);
-        stream.expect("valid body streams");
-        assert_eq!(streamed, rest);
-        if len > 0 {
-            assert_eq!(ranged.expect("range"), &rest[(len / 3) as usize..]);
+/// Opens a (possibly mutated) valid body through every path.
+fn check_valid(key: &DataKey, ctx: &[u8], pt: &[u8], body: &[u8], changed: bool, resized: bool) {
+    let slice = body::open(key, ctx, body);
+    assert_eq!(slice.is_ok(), !changed, "slice open of a changed body");
+    if let Ok(p) = slice {
+        assert_eq!(p, pt);
+    }
+    let mut streamed = Vec::new();
+    let stream = OpenReader::with_batch_chunks(body, key, ctx, 1)
+        .and_then(|mut r| r.read_to_end(&mut streamed).map_err(Into::into));
+    assert_eq!(stream.is_ok(), !changed, "streamed open of a changed body");
+    // Whatever was released is authentic plaintext.
+    assert_eq!(streamed, &pt[..streamed.len()]);
+    let len = body::plaintext_len(body.len() as u64).unwrap_or(0);
+    let start = len / 3;
+    for (range, from) in [
+        (ByteRange::Bounded { start, end: len }, start),
+        (ByteRange::Last(5), len.saturating_sub(5)),
+    ] {
+        match body::open_range(key, ctx, body, range) {
+            Ok(v) => {
+                assert!(!resized, "a range of a resized body opened");
+                let from = from as usize;
+                assert_eq!(v, &pt[from..from + v.len()], "range {range:?}");
+                if !changed {
+                    assert_eq!(v.len(), pt.len() - from);
+                }
+            }
+            Err(e) => assert!(changed || pt.is_empty(), "range {range:?}: {e}"),
         }
-    } else {
-        assert!(slice.is_err(), "random bytes authenticated");
-        assert!(stream.is_err(), "random bytes streamed");
-        assert!(streamed.is_empty() || streamed.len() % body::CHUNK_LEN == 0);
-        black_box((ranged.ok(), tail.ok()));
     }
 }
