@@ -370,8 +370,8 @@ impl Engine {
 
     /// Recovers the data key of `env`, read for `binding` (for the body-level
     /// API, e.g. [`crate::body::open_file_range`] on a body stored apart from
-    /// its envelope, with context `binding.body_context(env.mode,
-    /// &env.wrapped_key.key_id)`). Handle the key with care.
+    /// its envelope, with context `binding.body_context()`). Handle the key
+    /// with care.
     pub fn data_key(
         &self,
         with: OpenWith<'_>,
@@ -465,11 +465,7 @@ impl Engine {
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let dek = self.unwrap_checked(with, binding, env, body.len() as u64)?;
-        body::open(
-            &dek,
-            &binding.body_context(env.mode, &env.wrapped_key.key_id),
-            body,
-        )
+        body::open(&dek, &binding.body_context(), body)
     }
 
     /// Opens the bytes `range` of the stored object, decrypting only the
@@ -495,12 +491,7 @@ impl Engine {
         range: impl Into<ByteRange>,
     ) -> Result<Vec<u8>, Error> {
         let dek = self.unwrap_checked(with, binding, env, body.len() as u64)?;
-        body::open_range(
-            &dek,
-            &binding.body_context(env.mode, &env.wrapped_key.key_id),
-            body,
-            range,
-        )
+        body::open_range(&dek, &binding.body_context(), body, range)
     }
 
     /// Checks the body length against the envelope, then unwraps.
@@ -527,9 +518,8 @@ impl Engine {
     /// `to`, with a fresh key-encryption key; the body is not touched and
     /// stays valid. `to` may change the key version (keyring rotation, KMS
     /// key rotation), the KMS data key or bucket-key setting, the encryption
-    /// context, or the SSE-C customer key; it may not change the mode or the
-    /// key id, which the body's context binds ([`KeyError::RewrapChangesBinding`]:
-    /// use [`Engine::reencrypt`]).
+    /// context, the SSE-C customer key, the KMS key, or the mode itself
+    /// (the body's context binds only the object, see `docs/FORMAT.md`).
     pub fn rewrap(
         &self,
         with: OpenWith<'_>,
@@ -537,26 +527,8 @@ impl Engine {
         env: &Envelope,
         to: &SealMode<'_>,
     ) -> Result<Envelope, Error> {
-        if to.mode() != env.mode {
-            return Err(KeyError::RewrapChangesBinding {
-                from_mode: env.mode,
-                from_key_id: env.wrapped_key.key_id.clone(),
-                to_mode: to.mode(),
-                to_key_id: String::new(),
-            }
-            .into());
-        }
         let dek = self.unwrap_key(with, binding, env)?;
         let mut out = self.new_envelope(to, binding, env.plaintext_len, &dek)?;
-        if out.wrapped_key.key_id != env.wrapped_key.key_id {
-            return Err(KeyError::RewrapChangesBinding {
-                from_mode: env.mode,
-                from_key_id: env.wrapped_key.key_id.clone(),
-                to_mode: out.mode,
-                to_key_id: out.wrapped_key.key_id.clone(),
-            }
-            .into());
-        }
         out.parts = env.parts.clone();
         Ok(out)
     }

@@ -486,21 +486,6 @@ pub enum KeyError {
         /// What is missing (a keyring, a KMS, a default KMS key).
         what: &'static str,
     },
-    /// A rewrap would change the body's binding (mode or key id), which
-    /// only re-encryption can do.
-    #[error(
-        "rewrap from {from_mode:?} key {from_key_id:?} to {to_mode:?} key {to_key_id:?} would change the body's context; use reencrypt instead"
-    )]
-    RewrapChangesBinding {
-        /// The current mode.
-        from_mode: Mode,
-        /// The current key id.
-        from_key_id: String,
-        /// The requested mode.
-        to_mode: Mode,
-        /// The requested key id.
-        to_key_id: String,
-    },
 }
 
 /// Errors of a key-management service (SSE-KMS). Each is distinct, and

@@ -16,9 +16,9 @@
 //! assert_eq!(back, env);
 //! assert_eq!(Envelope::from_base64(&env.to_base64()?)?, env);
 //!
-//! // The context binds the body to this object, mode and key id.
+//! // The context binds the body to this object.
 //! back.check_binding(&binding)?;
-//! assert_eq!(back.body_context(), binding.body_context(Mode::SseS3, "key-1"));
+//! assert_eq!(back.body_context(), binding.body_context());
 //! assert!(back.check_binding(&ObjectBinding::new("photos", "2024/dog.jpg")?).is_err());
 //! # Ok::<(), objseal::Error>(())
 //! ```
@@ -176,48 +176,23 @@ impl ObjectBinding {
         self.part
     }
 
-    /// The canonical body context for this object under `mode` and the
-    /// wrapping key `key_id`: every field length-prefixed, so no two
-    /// different inputs encode alike (see `docs/FORMAT.md`).
+    /// The canonical body context for this object: bucket, object key and
+    /// part number, each length-prefixed, so no two different bindings
+    /// encode alike (see `docs/FORMAT.md`).
     ///
-    /// `key_id` should be at most [`MAX_KEY_ID_LEN`] bytes, as every key id
-    /// an envelope can carry is ([`ObjectBinding::try_body_context`] checks
-    /// it). A longer one is never truncated: it is encoded as the marker
-    /// length `0xFFFF` (which no valid context has), its length as a u64,
-    /// then its bytes, so the context stays distinct from every other, and
-    /// no envelope can name it.
-    pub fn body_context(&self, mode: Mode, key_id: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            CONTEXT_LABEL.len() + 12 + key_id.len() + self.bucket.len() + self.key.len(),
-        );
+    /// The mode and the wrapping key id are deliberately not in it: the
+    /// wrapped data key is bound to them (and to this binding) by its
+    /// key-encryption key, so a data key can be rewrapped under another key
+    /// or mode without rewriting the body.
+    pub fn body_context(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(CONTEXT_LABEL.len() + 9 + self.bucket.len() + self.key.len());
         out.extend_from_slice(CONTEXT_LABEL);
         out.push(ALGORITHM_COBBLESTONE_256);
-        out.push(mode.id());
-        if key_id.len() <= MAX_KEY_ID_LEN {
-            put_bytes16(&mut out, key_id.as_bytes());
-        } else {
-            out.extend_from_slice(&u16::MAX.to_be_bytes());
-            out.extend_from_slice(&(key_id.len() as u64).to_be_bytes());
-            out.extend_from_slice(key_id.as_bytes());
-        }
         put_bytes16(&mut out, self.bucket.as_bytes());
         put_bytes16(&mut out, self.key.as_bytes());
         out.extend_from_slice(&self.part.unwrap_or(0).to_be_bytes());
         out
-    }
-}
-
-impl ObjectBinding {
-    /// As [`ObjectBinding::body_context`], refusing a key id longer than
-    /// [`MAX_KEY_ID_LEN`] with [`FormatError::OutOfBounds`].
-    pub fn try_body_context(&self, mode: Mode, key_id: &str) -> Result<Vec<u8>, Error> {
-        bounds(
-            "key id length",
-            key_id.len() as u64,
-            0,
-            MAX_KEY_ID_LEN as u64,
-        )?;
-        Ok(self.body_context(mode, key_id))
     }
 }
 
@@ -325,11 +300,10 @@ impl Envelope {
         }
     }
 
-    /// The body context of this envelope's object, mode and key id; see
+    /// The body context of this envelope's object; see
     /// [`ObjectBinding::body_context`].
     pub fn body_context(&self) -> Vec<u8> {
-        self.binding
-            .body_context(self.mode, &self.wrapped_key.key_id)
+        self.binding.body_context()
     }
 
     /// Checks that the envelope names the object it is being read for. Use

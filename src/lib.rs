@@ -44,11 +44,11 @@
 //! Sealing an object body under a fresh data key, bound to its object:
 //!
 //! ```
-//! use objseal::{body, DataKey, Mode, ObjectBinding};
+//! use objseal::{body, DataKey, ObjectBinding};
 //!
 //! let key = DataKey::generate()?;
 //! let object = ObjectBinding::new("bucket", "reports/q3.csv")?;
-//! let context = object.body_context(Mode::SseS3, "master-key-1");
+//! let context = object.body_context();
 //!
 //! let sealed = body::seal(&key, &context, b"a,b,c\n1,2,3\n")?;
 //! assert_eq!(body::open(&key, &context, &sealed)?, b"a,b,c\n1,2,3\n");

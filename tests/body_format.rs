@@ -197,25 +197,22 @@ fn base64_errors() {
 #[test]
 fn contexts_are_canonical() {
     let b = |bucket: &str, key: &str| ObjectBinding::new(bucket, key).unwrap();
-    let ctx = |o: &ObjectBinding| o.body_context(Mode::SseS3, "k");
+    let ctx = |o: &ObjectBinding| o.body_context();
     // Moving bytes between fields changes the encoding.
     assert_ne!(ctx(&b("ab", "c")), ctx(&b("a", "bc")));
-    assert_ne!(
-        b("a", "b").body_context(Mode::SseS3, "kb"),
-        b("a", "b").body_context(Mode::SseS3, "k")
-    );
     assert_ne!(ctx(&b("a", "b")), ctx(&b("a", "b").with_part(1).unwrap()));
-    assert_ne!(ctx(&b("a", "b")), b("a", "b").body_context(Mode::SseC, "k"));
+    assert_ne!(
+        ctx(&b("a", "b").with_part(1).unwrap()),
+        ctx(&b("a", "b").with_part(2).unwrap())
+    );
     // The documented encoding (docs/FORMAT.md), byte for byte.
     let mut want = b"objseal/v1 body context\0".to_vec();
-    want.extend_from_slice(&[1, 1, 0, 1, b'k', 0, 1, b'a', 0, 1, b'b', 0, 0, 0, 2]);
-    assert_eq!(
-        b("a", "b")
-            .with_part(2)
-            .unwrap()
-            .body_context(Mode::SseS3, "k"),
-        want
-    );
+    want.extend_from_slice(&[1, 0, 1, b'a', 0, 1, b'b', 0, 0, 0, 2]);
+    assert_eq!(ctx(&b("a", "b").with_part(2).unwrap()), want);
+    // An envelope's context is its binding's, whatever its mode and key.
+    let env = |mode, id: &str| Envelope::new(mode, b("a", "b"), 0, WrappedKey::placeholder(id, 1));
+    assert_eq!(env(Mode::SseS3, "k").body_context(), ctx(&b("a", "b")));
+    assert_eq!(env(Mode::SseKms, "other").body_context(), ctx(&b("a", "b")));
 }
 
 #[test]
@@ -261,31 +258,4 @@ fn part_lists_must_add_up_and_belong_to_a_whole_object() {
             max: 12345
         } if value == (5 << 20) + 12345
     ));
-}
-
-#[test]
-fn oversized_key_ids_are_never_truncated_in_contexts() {
-    let b = ObjectBinding::new("a", "b").unwrap();
-    let long = "k".repeat(65_537);
-    assert!(matches!(
-        b.try_body_context(Mode::SseS3, &long),
-        Err(Error::Format(FormatError::OutOfBounds {
-            field: "key id length",
-            ..
-        }))
-    ));
-    let max = "k".repeat(format::MAX_KEY_ID_LEN);
-    assert_eq!(
-        b.try_body_context(Mode::SseS3, &max).unwrap(),
-        b.body_context(Mode::SseS3, &max)
-    );
-    let ctx = b.body_context(Mode::SseS3, &long);
-    let at = "objseal/v1 body context\0".len() + 2;
-    assert_eq!(
-        ctx[at..at + 2],
-        [0xff, 0xff],
-        "marker, not a truncated length"
-    );
-    assert_eq!(ctx[at + 2..at + 10], 65_537u64.to_be_bytes());
-    assert_ne!(ctx, b.body_context(Mode::SseS3, "k"));
 }

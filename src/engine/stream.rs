@@ -226,7 +226,7 @@ impl Engine {
     ) -> Result<ObjectReader<R>, Error> {
         let (envelope, ahead) = read_envelope(&mut inner)?;
         let dek = self.unwrap_key(with, binding, &envelope)?;
-        let context = binding.body_context(envelope.mode, &envelope.wrapped_key.key_id);
+        let context = binding.body_context();
         let body = Cursor::new(ahead).chain(inner);
         Ok(ObjectReader {
             inner: OpenReader::new(body, &dek, &context)?,
