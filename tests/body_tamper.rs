@@ -544,6 +544,7 @@ fn ranges_of_an_empty_object() {
     assert_eq!(body::open_range(&key(), CTX, &empty, 0..0).unwrap(), b"");
     for r in [
         ByteRange::Bounded { start: 0, end: 1 },
+        ByteRange::Bounded { start: 1, end: 1 },
         ByteRange::From(1),
         ByteRange::Last(1),
     ] {

@@ -19,8 +19,10 @@ use crate::error::{BodyError, Error};
 /// range that reaches past the end — also opens and checks the final chunk.
 ///
 /// A range is not satisfiable ([`BodyError::InvalidRange`]) when it ends
-/// before it starts, or when it is non-empty and starts at or past the end
-/// of the object; an empty `Bounded` range within the object gives no bytes.
+/// before it starts, when it starts past the end of the object, or when it
+/// is non-empty and starts at the end. An empty `Bounded` range
+/// `start..start` with `start` at most the length gives no bytes, as
+/// slicing does.
 /// The whole object, `ByteRange::From(0)` (what `..` converts to), is always
 /// satisfiable: on an empty object it gives no bytes (after checking the
 /// final chunk). Every other range of an empty object is not satisfiable,
@@ -99,7 +101,7 @@ impl ByteRange {
         let clamped = end.min(len);
         // The whole object (`From(0)`, i.e. `..`) is satisfiable even when empty.
         let whole = matches!(self, ByteRange::From(0));
-        let invalid = start > end || (start >= clamped && start != end && !whole);
+        let invalid = start > end || start > len || (start == len && start != end && !whole);
         Resolved {
             start: start.min(clamped),
             end: clamped,
