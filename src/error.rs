@@ -235,6 +235,13 @@ pub enum BodyError {
         /// What getrandom reported.
         reason: String,
     },
+    /// A multipart object's part list does not authenticate against its part
+    /// bodies: a part was dropped, reordered, replaced or resized, or the
+    /// bodies do not add up to the listed parts. Nothing was decrypted.
+    #[error(
+        "the multipart part list does not match the part bodies: a part was dropped, reordered, replaced or resized; nothing was decrypted"
+    )]
+    PartListMismatch,
     /// A streaming writer was used after an earlier error or after `finish`.
     #[error("the body writer already failed or finished; start a new object")]
     WriterPoisoned,

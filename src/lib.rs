@@ -22,6 +22,9 @@
 //!   log, Bucket Keys, and SSE-C [`CustomerKey`]s.
 //! - [`engine`]: the [`Engine`], which seals and opens whole objects in every
 //!   mode over slices, streams and files, and rewraps or re-encrypts them.
+//! - [`sse`]: the thin SSE-mode API: S3 headers in ([`sse::SseRequest`]),
+//!   bucket rules ([`sse::BucketEncryption`]), S3 errors ([`sse::S3Error`])
+//!   and response headers out, CopyObject and multipart uploads.
 //!
 //! The byte-level format is specified in `docs/FORMAT.md`.
 //!
@@ -64,6 +67,7 @@ pub mod engine;
 mod error;
 pub mod format;
 pub mod keys;
+pub mod sse;
 
 pub use body::DataKey;
 pub use cipher::{Backend, CpuReport, cpu_report};
