@@ -14,6 +14,15 @@ use crate::error::{BodyError, Error};
 
 /// Chunks per parallel task: 64 × 16 KiB = 1 MiB, so scheduling stays cheap.
 pub(crate) const GROUP_CHUNKS: usize = 64;
+/// Sealed bytes of one full group.
+const GROUP_SEALED: usize = GROUP_CHUNKS * SEALED_CHUNK_LEN;
+
+/// Whether `sealed_len` bytes of chunks fit in one group. One group runs on
+/// the calling thread: handing a single task to the rayon pool costs a
+/// cross-thread round trip that would dominate the cost of a small object.
+fn one_group(sealed_len: usize) -> bool {
+    sealed_len <= GROUP_SEALED
+}
 
 /// The nonce of chunk `index`: the base nonce XOR the index as a 96-bit
 /// big-endian integer (the index never exceeds 64 bits, so only the last 8
@@ -132,8 +141,7 @@ impl ChunkKey {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<(), Error> {
-        let groups = out.par_chunks_mut(GROUP_CHUNKS * SEALED_CHUNK_LEN);
-        groups.enumerate().try_for_each(|(g, group)| {
+        let work = |(g, group): (usize, &mut [u8])| -> Result<(), Error> {
             let pt_base = g * GROUP_CHUNKS * CHUNK_LEN;
             for (j, slot) in group.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
                 let start = pt_base + j * CHUNK_LEN;
@@ -142,40 +150,64 @@ impl ChunkKey {
                 self.seal_chunk(first + (g * GROUP_CHUNKS + j) as u64, slot)?;
             }
             Ok(())
-        })
+        };
+        if one_group(out.len()) {
+            out.chunks_mut(GROUP_SEALED).enumerate().try_for_each(work)
+        } else {
+            out.par_chunks_mut(GROUP_SEALED)
+                .enumerate()
+                .try_for_each(work)
+        }
     }
 
     /// Seals, in place and in parallel, `slots` laid out as consecutive chunk
     /// slots (plaintext || 16 bytes of room), the first being chunk `first`.
     pub(crate) fn seal_slots(&self, first: u64, slots: &mut [u8]) -> Result<(), Error> {
-        slots
-            .par_chunks_mut(GROUP_CHUNKS * SEALED_CHUNK_LEN)
-            .enumerate()
-            .try_for_each(|(g, group)| {
-                for (j, slot) in group.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
-                    self.seal_chunk(first + (g * GROUP_CHUNKS + j) as u64, slot)?;
-                }
-                Ok(())
-            })
+        let work = |(g, group): (usize, &mut [u8])| -> Result<(), Error> {
+            for (j, slot) in group.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+                self.seal_chunk(first + (g * GROUP_CHUNKS + j) as u64, slot)?;
+            }
+            Ok(())
+        };
+        if one_group(slots.len()) {
+            slots
+                .chunks_mut(GROUP_SEALED)
+                .enumerate()
+                .try_for_each(work)
+        } else {
+            slots
+                .par_chunks_mut(GROUP_SEALED)
+                .enumerate()
+                .try_for_each(work)
+        }
     }
 
     /// Opens, in place and in parallel, consecutive chunk slots; returns the
     /// index of the first chunk that failed. Every failed chunk is zeroed;
     /// the caller must discard all of `slots` on failure.
     pub(crate) fn open_slots(&self, first: u64, slots: &mut [u8]) -> Result<(), BodyError> {
-        let failed = slots
-            .par_chunks_mut(GROUP_CHUNKS * SEALED_CHUNK_LEN)
-            .enumerate()
-            .filter_map(|(g, group)| {
-                group
-                    .chunks_mut(SEALED_CHUNK_LEN)
-                    .enumerate()
-                    .find_map(|(j, slot)| {
-                        self.open_chunk_in_place(first + (g * GROUP_CHUNKS + j) as u64, slot)
-                            .err()
-                    })
-            })
-            .min_by_key(chunk_index);
+        let work = |(g, group): (usize, &mut [u8])| {
+            group
+                .chunks_mut(SEALED_CHUNK_LEN)
+                .enumerate()
+                .find_map(|(j, slot)| {
+                    self.open_chunk_in_place(first + (g * GROUP_CHUNKS + j) as u64, slot)
+                        .err()
+                })
+        };
+        let failed = if one_group(slots.len()) {
+            slots
+                .chunks_mut(GROUP_SEALED)
+                .enumerate()
+                .filter_map(work)
+                .min_by_key(chunk_index)
+        } else {
+            slots
+                .par_chunks_mut(GROUP_SEALED)
+                .enumerate()
+                .filter_map(work)
+                .min_by_key(chunk_index)
+        };
         failed.map_or(Ok(()), Err)
     }
 
@@ -196,26 +228,35 @@ impl ChunkKey {
         if pieces.len() < groups {
             pieces.push(&mut []);
         }
-        let failed = pieces
-            .into_par_iter()
-            .enumerate()
-            .filter_map(|(g, piece)| {
-                let sealed_base = g * GROUP_CHUNKS * SEALED_CHUNK_LEN;
-                let in_group = (chunks - g * GROUP_CHUNKS).min(GROUP_CHUNKS);
-                (0..in_group).find_map(|j| {
-                    let start = (j * CHUNK_LEN).min(piece.len());
-                    let end = ((j + 1) * CHUNK_LEN).min(piece.len());
-                    let s = sealed_base + j * SEALED_CHUNK_LEN;
-                    let sealed_chunk = &sealed[s..s + (end - start) + TAG_LEN];
-                    self.open_chunk(
-                        first + (g * GROUP_CHUNKS + j) as u64,
-                        sealed_chunk,
-                        &mut piece[start..end],
-                    )
-                    .err()
-                })
+        let work = |(g, piece): (usize, &mut [u8])| {
+            let sealed_base = g * GROUP_CHUNKS * SEALED_CHUNK_LEN;
+            let in_group = (chunks - g * GROUP_CHUNKS).min(GROUP_CHUNKS);
+            (0..in_group).find_map(|j| {
+                let start = (j * CHUNK_LEN).min(piece.len());
+                let end = ((j + 1) * CHUNK_LEN).min(piece.len());
+                let s = sealed_base + j * SEALED_CHUNK_LEN;
+                let sealed_chunk = &sealed[s..s + (end - start) + TAG_LEN];
+                self.open_chunk(
+                    first + (g * GROUP_CHUNKS + j) as u64,
+                    sealed_chunk,
+                    &mut piece[start..end],
+                )
+                .err()
             })
-            .min_by_key(chunk_index);
+        };
+        let failed = if groups <= 1 {
+            pieces
+                .into_iter()
+                .enumerate()
+                .filter_map(work)
+                .min_by_key(chunk_index)
+        } else {
+            pieces
+                .into_par_iter()
+                .enumerate()
+                .filter_map(work)
+                .min_by_key(chunk_index)
+        };
         match failed {
             None => Ok(()),
             Some(e) => {
