@@ -80,3 +80,11 @@ mod keys_open;
 fn replay_keys_open() {
     replay("keys_open", keys_open::run);
 }
+
+#[path = "../fuzz/logic/sse_headers.rs"]
+mod sse_headers;
+
+#[test]
+fn replay_sse_headers() {
+    replay("sse_headers", sse_headers::run);
+}
