@@ -8,7 +8,7 @@
 //!
 //! | Backend | CPU features | Implementation |
 //! |---|---|---|
-//! | [`Backend::VaesClmulAvx2`] | AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ | fused CTR+GHASH on 256-bit registers |
+//! | [`Backend::VaesClmulAvx2`] | AVX, AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ, SSSE3, SSE4.1 | fused CTR+GHASH on 256-bit registers |
 //! | [`Backend::AesNiClmul`] | AES-NI, PCLMULQDQ, SSSE3, SSE4.1 | fused CTR+GHASH on 128-bit registers |
 //! | [`Backend::Portable`] | any | the `aes`, `ctr` and `ghash` crates, composed here |
 //!

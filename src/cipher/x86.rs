@@ -66,9 +66,10 @@ pub(crate) struct VaesClmulAvx2(());
 
 impl VaesClmulAvx2 {
     pub(crate) fn detect() -> Option<Self> {
-        // `is_x86_feature_detected!` checks that the OS saves the YMM state
-        // for VAES/VPCLMULQDQ; unlike cpufeatures 0.3, it does not also
-        // demand the ZMM (AVX-512) state, which CPUs like Zen 3 lack.
+        // std reports `vaes`/`vpclmulqdq` from CPUID alone: the check that
+        // the OS saves the YMM state comes from `avx`/`avx2`, which must stay
+        // in the list. (cpufeatures 0.3 would instead demand the ZMM state
+        // for `vaes`, missing VAES on AVX2-only CPUs such as Zen 3.)
         (vaes_clmul_avx2_features!(detect)).then_some(Self(()))
     }
 }
@@ -100,9 +101,9 @@ pub(crate) fn check(backend: Backend) -> Result<(), &'static str> {
         Backend::AesNiClmul => AesNiClmul::detect()
             .map(drop)
             .ok_or("the CPU lacks one of AES-NI, PCLMULQDQ, SSSE3, SSE4.1"),
-        Backend::VaesClmulAvx2 => VaesClmulAvx2::detect()
-            .map(drop)
-            .ok_or("the CPU lacks one of AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ"),
+        Backend::VaesClmulAvx2 => VaesClmulAvx2::detect().map(drop).ok_or(
+            "the CPU lacks one of AVX, AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ, SSSE3, SSE4.1",
+        ),
         Backend::Portable => Ok(()),
     }
 }

@@ -108,6 +108,7 @@ aesni_clmul_features! {
         for (out, v) in rk.iter_mut().zip(w) {
             store(out, v);
         }
+        w.zeroize();
     }
 
     /// Encrypts one block with the expanded key.
