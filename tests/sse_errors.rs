@@ -597,6 +597,20 @@ fn copy(fx: &Fx, headers: Vec<(String, String)>, to_self: bool) -> Result<(), S3
 }
 
 #[test]
+fn default_rules() {
+    let b = BucketEncryption::from_default_rule("aws:kms", Some("alias/app"), true).unwrap();
+    assert_eq!(
+        b,
+        BucketEncryption::sse_kms(Some("alias/app")).with_bucket_key(true)
+    );
+    assert_eq!(
+        BucketEncryption::from_default_rule("AES256", None, false).unwrap(),
+        BucketEncryption::default()
+    );
+    assert!(BucketEncryption::from_default_rule("aws:kms:dsse", None, false).is_err());
+}
+
+#[test]
 fn xml_body_is_escaped() {
     let e = S3Error::invalid_argument(SSE, "a<b>&\"c'\u{1}");
     let xml = e.to_xml("/b/k<&>", "id&");

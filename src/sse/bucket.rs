@@ -150,6 +150,36 @@ impl BucketEncryption {
         }
     }
 
+    /// The configuration a PutBucketEncryption rule describes: `SSEAlgorithm`
+    /// (`AES256` or `aws:kms`), `KMSMasterKeyID` (only with `aws:kms`) and
+    /// `BucketKeyEnabled`. Any other algorithm, SSE-C included (it cannot
+    /// be a default), is 400 `MalformedXML`, as S3 answers; a KMS key with
+    /// `AES256` is 400 `InvalidArgument`.
+    pub fn from_default_rule(
+        sse_algorithm: &str,
+        kms_master_key_id: Option<&str>,
+        bucket_key_enabled: bool,
+    ) -> Result<Self, S3Error> {
+        let config = match (sse_algorithm, kms_master_key_id) {
+            ("AES256", None) => BucketEncryption::sse_s3(),
+            ("AES256", Some(_)) => {
+                return Err(S3Error::invalid_argument(
+                    "ApplyServerSideEncryptionByDefault",
+                    "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms",
+                ));
+            }
+            ("aws:kms", id) => BucketEncryption::sse_kms(id),
+            _ => {
+                return Err(S3Error::new(
+                    "MalformedXML",
+                    400,
+                    "The XML you provided was not well-formed or did not validate against our published schema",
+                ));
+            }
+        };
+        Ok(config.with_bucket_key(bucket_key_enabled))
+    }
+
     /// This configuration with the Bucket Key setting `on`.
     pub fn with_bucket_key(mut self, on: bool) -> Self {
         self.bucket_key = on;
