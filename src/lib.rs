@@ -14,7 +14,7 @@
 //!   parallel over slices, streams ([`body::SealWriter`], [`body::OpenReader`])
 //!   and files (positioned reads and writes, no memory mapping), and range
 //!   reads that open only the chunks they touch.
-//! - [`format`]: the [`Envelope`], objseal's versioned binary object header
+//! - [`format`](mod@format): the [`Envelope`], objseal's versioned binary object header
 //!   (no cryptography), and the canonical encoding of an object's identity
 //!   ([`ObjectBinding`]) that binds a body to its object.
 //! - [`keys`]: the key hierarchy: per-object key-encryption keys, the SSE-S3

@@ -173,6 +173,35 @@ fn kms_and_sse_c_uploads() {
     assert_eq!(S3Error::from(&e).status, 403);
 }
 
+/// Rewrapping a completed multipart object to another key or mode keeps
+/// every part body and the part list, and the object still opens whole.
+#[test]
+fn multipart_rewrap_to_another_key_and_mode() {
+    let fx = fx();
+    let mut rng = StdRng::seed_from_u64(11);
+    let sizes = [20_000, 7, 16_384];
+    let kms = SealMode::kms(&fx.cmk.arn);
+    let (object, whole, _) = upload(&fx, &kms, OpenWith::Managed, &sizes, &mut rng);
+    let (env, used) = objseal::Envelope::parse_prefix(&object).unwrap();
+    let bodies = &object[used..];
+    let k = customer(9);
+    for (to, with) in [
+        (SealMode::kms(&fx.cmk2.arn), OpenWith::Managed),
+        (SealMode::S3, OpenWith::Managed),
+        (SealMode::C(k.key()), OpenWith::Customer(k.key())),
+    ] {
+        let new = rewrap_envelope(&fx.engine, OpenWith::Managed, &obj(), &env, &to).unwrap();
+        assert_eq!(new.mode, to.mode());
+        assert_eq!(new.parts, env.parts);
+        let mut moved = new.encode().unwrap();
+        moved.extend_from_slice(bodies);
+        assert_eq!(
+            open_object(&fx.engine, with, &obj(), &moved).unwrap(),
+            whole
+        );
+    }
+}
+
 #[test]
 fn sse_c_parts_must_repeat_the_key() {
     let fx = fx();

@@ -13,15 +13,15 @@
 //! 0 and no part list. A reader unwraps it with that view of the envelope;
 //! the part-list MAC authenticates the lengths.
 //!
-//! **Part-list MAC.** With `DK` the data key, `B`, `K` the bucket and key,
-//! `M` the mode byte and `I` the key id:
+//! **Part-list MAC.** With `DK` the data key and `B`, `K` the bucket and
+//! key (`docs/FORMAT.md` §6):
 //!
 //! ```text
 //! mac_key = HMAC-SHA-256(DK, "objseal/v1 part list key" || 0x00)
-//! mac     = HMAC-SHA-256(mac_key, "objseal/v1 part list" || 0x00 || u8(M)
-//!             || u16(len I) || I || u16(len B) || B || u16(len K) || K
-//!             || u16(count) || for each part in order:
-//!                  u32(number) || u64(plaintext length) || body[0..56])
+//! mac     = HMAC-SHA-256(mac_key, "objseal/v1 part list" || 0x00
+//!             || u16(len B) || B || u16(len K) || K || u16(count)
+//!             || for each part in order: u32(number) || u64(plaintext length)
+//!             || for each part in order: body[0..56])
 //! ```
 //!
 //! `body[0..56]` is the part body's salt and key commitment, which bind
