@@ -1,0 +1,256 @@
+//! `objseal bench`: seal/open throughput per backend and thread count, and
+//! the file-to-file path against a plain copy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::Args;
+use objseal::cipher::BACKEND_ENV;
+use objseal::{Backend, ObjectBinding, OpenWith, SealMode};
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Failure};
+
+pub const HELP: &str = "\
+Examples:
+  objseal bench                           # 256 MiB, 1 and all threads, every backend
+  objseal bench --size 1GiB --threads 1 4 8
+  objseal bench --backend aesni-clmul --json
+
+Every backend this CPU runs is measured in its own process (OBJSEAL_BACKEND set
+for it). The file rows seal and open a temporary file with the default backend
+and compare against copying it.";
+
+/// `objseal bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Bytes per run: a number with an optional KiB, MiB, GiB, KB, MB, GB suffix.
+    #[arg(long, default_value = "256MiB")]
+    size: String,
+    /// Thread counts to run (default: 1 and every core).
+    #[arg(long, num_args = 1..)]
+    threads: Vec<usize>,
+    /// `all`, or one backend name (portable, aesni-clmul, vaes-clmul-avx2).
+    #[arg(long, default_value = "all")]
+    backend: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Skip the file-to-file rows.
+    #[arg(long, hide = true)]
+    no_files: bool,
+}
+
+/// One measurement.
+#[derive(Serialize, Deserialize)]
+struct Row {
+    backend: String,
+    threads: usize,
+    op: String,
+    bytes: u64,
+    seconds: f64,
+    gb_per_s: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    size: u64,
+    rows: Vec<Row>,
+}
+
+/// Parses `256MiB`, `1GiB`, `64MB`, `4096`.
+pub fn parse_size(s: &str) -> Result<u64, Failure> {
+    let bad = || Failure::usage(format!("bad --size {s:?}: use e.g. 64MiB, 1GiB, 1000000"));
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(bad)
+}
+
+fn row(backend: &str, threads: usize, op: &str, bytes: u64, start: Instant) -> Row {
+    let seconds = start.elapsed().as_secs_f64().max(1e-9);
+    Row {
+        backend: backend.to_owned(),
+        threads,
+        op: op.to_owned(),
+        bytes,
+        seconds,
+        gb_per_s: bytes as f64 / seconds / 1e9,
+    }
+}
+
+/// `objseal bench`.
+pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<(), Failure> {
+    let size = parse_size(&a.size)?;
+    let len = usize::try_from(size).map_err(|_| Failure::usage("--size too large here"))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = if a.threads.is_empty() {
+        vec![1, cores]
+    } else {
+        a.threads.clone()
+    };
+    threads.dedup();
+    if threads.contains(&0) {
+        return Err(Failure::usage("--threads must be at least 1"));
+    }
+    let backends: Vec<Backend> = if a.backend == "all" {
+        Backend::available()
+    } else {
+        let b = Backend::from_env_value(Some(&a.backend))
+            .map_err(|e| Failure::usage(format!("--backend {}: {e}", a.backend)))?;
+        b.check()
+            .map_err(|e| Failure::usage(format!("--backend {}: {e}", a.backend)))?;
+        vec![b]
+    };
+    let store = ctx.store()?;
+    let engine = store.engine();
+    let binding =
+        ObjectBinding::new("bench", "object").map_err(|e| Failure::usage(e.to_string()))?;
+    let mut rows = Vec::new();
+    let current = std::env::var(BACKEND_ENV).ok();
+    for b in backends {
+        if current.as_deref() == Some(b.name()) || (current.is_none() && b == Backend::best()) {
+            let plain = vec![0x5au8; len];
+            for &n in &threads {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Failure::usage(format!("cannot start {n} threads: {e}")))?;
+                let start = Instant::now();
+                let sealed = pool
+                    .install(|| engine.seal(&SealMode::S3, &binding, &plain))
+                    .map_err(|e| Failure::from_error(e, Path::new("bench")))?;
+                rows.push(row(b.name(), n, "seal", size, start));
+                let start = Instant::now();
+                let opened = pool
+                    .install(|| engine.open(OpenWith::Managed, &binding, &sealed))
+                    .map_err(|e| Failure::from_error(e, Path::new("bench")))?;
+                rows.push(row(b.name(), n, "open", size, start));
+                if opened != plain {
+                    return Err(Failure::usage("bench: opened bytes differ (a bug)"));
+                }
+            }
+        } else {
+            rows.extend(child(&store.home, b, &a, &threads)?);
+        }
+    }
+    if !a.no_files {
+        rows.extend(files(&engine, &binding, len)?);
+    }
+    let report = Report { size, rows };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!(
+        "{} bytes per run ({:.0} MiB)",
+        size,
+        size as f64 / (1 << 20) as f64
+    );
+    println!(
+        "{:<16}  {:>7}  {:<18}  {:>8}  {:>9}",
+        "backend", "threads", "operation", "seconds", "GB/s"
+    );
+    for r in &report.rows {
+        println!(
+            "{:<16}  {:>7}  {:<18}  {:>8.3}  {:>9.2}",
+            r.backend, r.threads, r.op, r.seconds, r.gb_per_s
+        );
+    }
+    Ok(())
+}
+
+/// Runs the engine rows for `b` in a child process with `OBJSEAL_BACKEND=b`.
+fn child(home: &Path, b: Backend, a: &BenchArgs, threads: &[usize]) -> Result<Vec<Row>, Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure::io(Path::new("objseal"), &e))?;
+    let mut cmd = Command::new(&exe);
+    cmd.env(BACKEND_ENV, b.name())
+        .arg("bench")
+        .arg("-q")
+        .arg("--home")
+        .arg(home)
+        .args([
+            "--size",
+            &a.size,
+            "--backend",
+            b.name(),
+            "--json",
+            "--no-files",
+        ]);
+    cmd.arg("--threads")
+        .args(threads.iter().map(|t| t.to_string()));
+    let out = cmd.output().map_err(|e| Failure::io(&exe, &e))?;
+    let report: Report = serde_json::from_slice(&out.stdout).map_err(|_| Failure {
+        code: out
+            .status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
+        message: format!(
+            "bench of backend {} failed: {}",
+            b.name(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })?;
+    Ok(report.rows)
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// File-to-file seal and open against a plain copy.
+fn files(
+    engine: &objseal::Engine,
+    binding: &ObjectBinding,
+    len: usize,
+) -> Result<Vec<Row>, Failure> {
+    let dir = TempDir(std::env::temp_dir().join(format!("objseal-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(|e| Failure::io(&dir.0, &e))?;
+    let (src, sealed, opened, copied) = (
+        dir.0.join("plain"),
+        dir.0.join("plain.osl"),
+        dir.0.join("opened"),
+        dir.0.join("copy"),
+    );
+    std::fs::write(&src, vec![0x5au8; len]).map_err(|e| Failure::io(&src, &e))?;
+    let name = Backend::from_env().map_or("default", |b| b.name());
+    let cores = rayon::current_num_threads();
+    let size = len as u64;
+    let fail = |e, p: &Path| Failure::from_error(e, p);
+    let mut rows = Vec::new();
+    let start = Instant::now();
+    std::fs::copy(&src, &copied).map_err(|e| Failure::io(&copied, &e))?;
+    rows.push(row("(plain copy)", 1, "copy file→file", size, start));
+    let start = Instant::now();
+    engine
+        .seal_file(&SealMode::S3, binding, &src, &sealed)
+        .map_err(|e| fail(e, &src))?;
+    rows.push(row(name, cores, "seal file→file", size, start));
+    let start = Instant::now();
+    engine
+        .open_file(OpenWith::Managed, binding, &sealed, &opened)
+        .map_err(|e| fail(e, &sealed))?;
+    rows.push(row(name, cores, "open file→file", size, start));
+    Ok(rows)
+}

@@ -1,0 +1,82 @@
+//! Failures and their exit codes: 0 ok, 1 usage, 2 authentication failure,
+//! 3 key management error, 4 I/O.
+
+use std::path::Path;
+
+use objseal::{BodyError, CipherError, Error, KeyError, KmsError};
+
+/// Bad arguments or a refused request (exit 1).
+pub const USAGE: u8 = 1;
+/// The object does not authenticate: wrong key, tampered or not objseal (exit 2).
+pub const AUTH: u8 = 2;
+/// The key store or KMS refused (exit 3).
+pub const KEYS: u8 = 3;
+/// Reading or writing failed (exit 4).
+pub const IO: u8 = 4;
+
+/// A failed command: its exit code and the one line to print.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// The message, without the `objseal: ` prefix.
+    pub message: String,
+}
+
+impl Failure {
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, e: &std::io::Error) -> Self {
+        Failure {
+            code: IO,
+            message: format!("{}: {e}", path.display()),
+        }
+    }
+
+    /// An objseal error met while working on `path`, with advice by kind.
+    pub fn from_error(e: Error, path: &Path) -> Self {
+        let code = code_of(&e);
+        let advice = match code {
+            AUTH => {
+                "; the file was modified, is not an objseal file, or needs another key (check --customer-key-file, --bucket/--key)"
+            }
+            _ => "",
+        };
+        let name = path.display();
+        let message = match &e {
+            Error::Io { path: Some(_), .. } => format!("{e}"),
+            _ => format!("{name}: {e}{advice}"),
+        };
+        Failure { code, message }
+    }
+}
+
+/// The exit code for an objseal error.
+pub fn code_of(e: &Error) -> u8 {
+    match e {
+        Error::Io { .. } => IO,
+        Error::Cipher(CipherError::TagMismatch) => AUTH,
+        Error::Cipher(_) => USAGE,
+        Error::Body(BodyError::InvalidRange { .. } | BodyError::TooLong { .. }) => USAGE,
+        Error::Body(BodyError::Random { .. } | BodyError::WriterPoisoned) => IO,
+        Error::Body(_) | Error::Format(_) => AUTH,
+        Error::Key(KeyError::UnwrapFailed { .. } | KeyError::AccessDenied) => AUTH,
+        Error::Key(
+            KeyError::InvalidKeyLength { .. }
+            | KeyError::CustomerKeyRequired
+            | KeyError::CustomerKeyNotApplicable { .. }
+            | KeyError::ModeMismatch { .. },
+        ) => USAGE,
+        Error::Key(_) => KEYS,
+        Error::Kms(KmsError::InvalidCiphertext { .. } | KmsError::ContextMismatch) => AUTH,
+        Error::Kms(_) => KEYS,
+        _ => USAGE,
+    }
+}
