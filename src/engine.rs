@@ -357,6 +357,12 @@ impl Engine {
         env: &Envelope,
     ) -> Result<Details, Error> {
         env.check_binding(binding)?;
+        if let Some(list) = &env.parts {
+            return Err(BodyError::MultipartObject {
+                parts: list.parts.len(),
+            }
+            .into());
+        }
         match (env.mode, with) {
             (Mode::SseC, OpenWith::Managed) => return Err(KeyError::CustomerKeyRequired.into()),
             (Mode::SseC, OpenWith::Customer(_)) => {}

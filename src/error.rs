@@ -242,6 +242,14 @@ pub enum BodyError {
         "the multipart part list does not match the part bodies: a part was dropped, reordered, replaced or resized; nothing was decrypted"
     )]
     PartListMismatch,
+    /// A multipart object was given to an entry point that reads one body.
+    #[error(
+        "this is a multipart object of {parts} parts; open it with objseal::sse::open_object (or open_object_range), which checks its part list"
+    )]
+    MultipartObject {
+        /// Number of parts the envelope lists.
+        parts: usize,
+    },
     /// A streaming writer was used after an earlier error or after `finish`.
     #[error("the body writer already failed or finished; start a new object")]
     WriterPoisoned,

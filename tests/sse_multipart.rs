@@ -184,6 +184,15 @@ fn multipart_rewrap_to_another_key_and_mode() {
     let (object, whole, _) = upload(&fx, &kms, OpenWith::Managed, &sizes, &mut rng);
     let (env, used) = objseal::Envelope::parse_prefix(&object).unwrap();
     let bodies = &object[used..];
+    // The engine's single-body entry points say what to use instead.
+    let e = fx
+        .engine
+        .open(OpenWith::Managed, &obj(), &object)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Body(BodyError::MultipartObject { parts: 3 })),
+        "{e:?}"
+    );
     let k = customer(9);
     for (to, with) in [
         (SealMode::kms(&fx.cmk2.arn), OpenWith::Managed),
