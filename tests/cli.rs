@@ -180,6 +180,14 @@ fn store_is_private() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&e.home()), 0o700);
     assert_eq!(mode(&e.home().join("keyring.json")), 0o600);
+    e.write("a.bin", b"secret plaintext");
+    e.ok(&["seal", "a.bin"]);
+    e.ok(&["open", "a.bin.osl", "-o", "opened"]);
+    assert_eq!(
+        mode(&e.path("opened")),
+        0o600,
+        "plaintext output is private"
+    );
     for f in std::fs::read_dir(e.home().join("kms")).unwrap() {
         let p = f.unwrap().path();
         assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
@@ -343,7 +351,7 @@ fn tampered_file_exits_2_and_writes_nothing() {
     let leftovers: Vec<_> = std::fs::read_dir(e.dir.path())
         .unwrap()
         .filter_map(|f| f.ok())
-        .filter(|f| f.file_name().to_string_lossy().ends_with(".tmp"))
+        .filter(|f| f.file_name().to_string_lossy().contains("tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left behind");
 }

@@ -1,5 +1,6 @@
 //! Output files written beside their destination and renamed into place only
-//! once complete and synced, so a failure leaves nothing behind.
+//! once complete and synced, so a failure leaves nothing behind. They are
+//! created with mode 0600: an opened file is plaintext.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -78,6 +79,13 @@ impl Staged {
         self.file.sync_all().map_err(|e| Failure::io(&dst, &e))?;
         std::fs::rename(&self.tmp, &dst).map_err(|e| Failure::io(&dst, &e))?;
         self.tmp = PathBuf::new();
+        // Make the rename durable (best effort: not every platform can
+        // open a directory).
+        if let Some(dir) = dst.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
         Ok(())
     }
 }

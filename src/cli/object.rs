@@ -393,11 +393,6 @@ pub fn open(ctx: &Ctx, a: OpenArgs) -> Result<(), Failure> {
         let bytes = Zeroizing::new(bytes.map_err(fail)?);
         return write_out(&out, &bytes);
     }
-    if !stdin && !stdout && env.plaintext_len <= PROGRESS_MIN {
-        drop(input);
-        engine.open_file(with, &binding, name, &out).map_err(fail)?;
-        return Ok(());
-    }
     let bar = progress(ctx, env.plaintext_len);
     let body = io::Cursor::new(head).chain(input);
     let mut r = engine.open_reader(with, &binding, body).map_err(fail)?;
