@@ -423,6 +423,15 @@ fn keyring_rotate_retire_and_rewrap() {
     e.ok(&["keys", "retire", "1", "--objects", "old.osl", "new.osl"]);
     e.ok(&["open", "old.osl", "-o", "old2.out"]);
     assert_eq!(e.read("old2.out"), plain);
+    // One file that cannot be rewrapped does not stop the others.
+    e.write("junk.osl", b"not sealed");
+    let before = e.read("new.osl");
+    let out = e.run(&["rewrap", "junk.osl", "new.osl", "--to", "kms"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("junk.osl"));
+    assert_ne!(e.read("new.osl"), before, "the good file was rewrapped");
+    e.ok(&["open", "new.osl", "-o", "new.out"]);
+    assert_eq!(e.read("new.out"), plain);
     // Rewrap across modes, to SSE-C and back to SSE-KMS.
     e.write("c.key", &[9; 32]);
     e.ok(&[

@@ -19,8 +19,8 @@ Examples:
   objseal bench --backend aesni-clmul --json
 
 Every backend this CPU runs is measured in its own process (OBJSEAL_BACKEND set
-for it). The file rows seal and open a temporary file with the default backend
-and compare against copying it.";
+for it). Engine rows are the best of two runs in memory; the file rows seal
+and open a temporary file once with the default backend, against a plain copy.";
 
 /// `objseal bench`.
 #[derive(Args)]
@@ -128,19 +128,29 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<(), Failure> {
                     .num_threads(n)
                     .build()
                     .map_err(|e| Failure::usage(format!("cannot start {n} threads: {e}")))?;
-                let start = Instant::now();
-                let sealed = pool
-                    .install(|| engine.seal(&SealMode::S3, &binding, &plain))
-                    .map_err(|e| Failure::from_error(e, Path::new("bench")))?;
-                rows.push(row(b.name(), n, "seal", size, start));
-                let start = Instant::now();
-                let opened = pool
-                    .install(|| engine.open(OpenWith::Managed, &binding, &sealed))
-                    .map_err(|e| Failure::from_error(e, Path::new("bench")))?;
-                rows.push(row(b.name(), n, "open", size, start));
-                if opened != plain {
-                    return Err(Failure::usage("bench: opened bytes differ (a bug)"));
+                // Best of two runs: the first also pays for page faults.
+                let mut best: [Option<Row>; 2] = [None, None];
+                for _ in 0..2 {
+                    let start = Instant::now();
+                    let sealed = pool
+                        .install(|| engine.seal(&SealMode::S3, &binding, &plain))
+                        .map_err(|e| Failure::from_error(e, Path::new("bench")))?;
+                    let seal = row(b.name(), n, "seal", size, start);
+                    let start = Instant::now();
+                    let opened = pool
+                        .install(|| engine.open(OpenWith::Managed, &binding, &sealed))
+                        .map_err(|e| Failure::from_error(e, Path::new("bench")))?;
+                    let open = row(b.name(), n, "open", size, start);
+                    if opened != plain {
+                        return Err(Failure::usage("bench: opened bytes differ (a bug)"));
+                    }
+                    for (slot, r) in best.iter_mut().zip([seal, open]) {
+                        if slot.as_ref().is_none_or(|s| r.seconds < s.seconds) {
+                            *slot = Some(r);
+                        }
+                    }
                 }
+                rows.extend(best.into_iter().flatten());
             }
         } else {
             rows.extend(child(&store.home, b, &a, &threads)?);

@@ -465,28 +465,44 @@ pub fn rewrap(ctx: &Ctx, a: RewrapArgs) -> Result<(), Failure> {
     };
     let store = ctx.store()?;
     let engine = store.engine();
+    // Every file is tried; each failure is reported, the last one decides
+    // the exit code.
+    let mut failed = None;
     for name in &a.inputs {
-        let fail = |e| Failure::from_error(e, name);
-        let mut f = File::open(name).map_err(|e| Failure::io(name, &e))?;
-        let (env, used, head) = read_envelope(&mut f, name)?;
-        let binding = open_binding(&BindingArgs::default(), &env, name)?;
-        let new = engine.rewrap(with, &binding, &env, &to).map_err(fail)?;
-        let encoded = new.encode().map_err(fail)?;
-        let mut staged = Staged::create(name)?;
-        let w = staged.file();
-        w.write_all(&encoded)
-            .and_then(|()| w.write_all(&head[used..]))
-            .and_then(|()| io::copy(&mut f, w).map(drop))
-            .map_err(|e| Failure::io(name, &e))?;
-        staged.commit()?;
-        if !ctx.quiet {
-            eprintln!(
-                "objseal: rewrapped {} ({:?} -> {:?})",
-                name.display(),
-                env.mode,
-                new.mode
-            );
+        match rewrap_one(&engine, with, &to, name) {
+            Ok((from, to)) if !ctx.quiet => {
+                eprintln!("objseal: rewrapped {} ({from:?} -> {to:?})", name.display());
+            }
+            Ok(_) => {}
+            Err(f) => {
+                if let Some(earlier) = failed.replace(f) {
+                    eprintln!("objseal: {}", earlier.message);
+                }
+            }
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// Rewraps one file in place; returns its old and new modes.
+fn rewrap_one(
+    engine: &objseal::Engine,
+    with: OpenWith<'_>,
+    to: &SealMode<'_>,
+    name: &Path,
+) -> Result<(objseal::Mode, objseal::Mode), Failure> {
+    let fail = |e| Failure::from_error(e, name);
+    let mut f = File::open(name).map_err(|e| Failure::io(name, &e))?;
+    let (env, used, head) = read_envelope(&mut f, name)?;
+    let binding = open_binding(&BindingArgs::default(), &env, name)?;
+    let new = engine.rewrap(with, &binding, &env, to).map_err(fail)?;
+    let encoded = new.encode().map_err(fail)?;
+    let mut staged = Staged::create(name)?;
+    let w = staged.file();
+    w.write_all(&encoded)
+        .and_then(|()| w.write_all(&head[used..]))
+        .and_then(|()| io::copy(&mut f, w).map(drop))
+        .map_err(|e| Failure::io(name, &e))?;
+    staged.commit()?;
+    Ok((env.mode, new.mode))
 }
