@@ -91,7 +91,7 @@ fn round_trip_in_every_mode() {
     e.write("b64.key", b"QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=\n");
     let first = e.ok(&["seal", "a.bin"]);
     assert!(stderr(&first).contains("created a key store"));
-    e.ok(&["open", "a.bin.osl", "-o", "s3.out"]);
+    e.ok(&["open", "a.bin.osl", "-o", "s3.out", "--threads", "1"]);
     assert_eq!(e.read("s3.out"), plain);
 
     let second = e.ok(&[
@@ -108,7 +108,7 @@ fn round_trip_in_every_mode() {
         !stderr(&second).contains("created a key store"),
         "store announced twice"
     );
-    e.ok(&["open", "k.osl", "-o", "k.out"]);
+    e.ok(&["open", "k.osl", "-o", "k.out", "--threads", "2"]);
     assert_eq!(e.read("k.out"), plain);
 
     let args = [
@@ -188,6 +188,7 @@ fn store_is_private() {
         0o600,
         "plaintext output is private"
     );
+    assert_eq!(mode(&e.path("a.bin.osl")), 0o600);
     for f in std::fs::read_dir(e.home().join("kms")).unwrap() {
         let p = f.unwrap().path();
         assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
@@ -399,6 +400,7 @@ fn usage_errors_exit_1() {
     e.write("a.bin", b"abc");
     assert_eq!(code(&e.run(&["seal", "a.bin", "--sse", "c"])), 1);
     assert_eq!(code(&e.run(&["seal", "a.bin", "--kms-key", "k"])), 1);
+    assert_eq!(code(&e.run(&["seal", "a.bin", "--threads", "0"])), 1);
     let help = e.ok(&["seal", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Examples"));
 }

@@ -83,6 +83,9 @@ pub struct SealArgs {
     customer_key_file: Option<PathBuf>,
     #[command(flatten)]
     binding: BindingArgs,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
@@ -104,6 +107,9 @@ pub struct OpenArgs {
     customer_key_file: Option<PathBuf>,
     #[command(flatten)]
     binding: BindingArgs,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
@@ -124,6 +130,19 @@ pub struct RewrapArgs {
     /// The SSE-C key to wrap under (`--to c`).
     #[arg(long, value_name = "F")]
     new_customer_key_file: Option<PathBuf>,
+}
+
+/// Sizes the thread pool that seals and opens chunks.
+fn set_threads(n: Option<usize>) -> Result<(), Failure> {
+    let Some(n) = n else { return Ok(()) };
+    let bad = || Failure::usage(format!("--threads {n}: give at least 1"));
+    if n == 0 {
+        return Err(bad());
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|_| bad())
 }
 
 /// Reads an SSE-C key: 32 raw bytes, or base64 of them.
@@ -234,6 +253,7 @@ fn context_of(pairs: &[String]) -> Result<EncryptionContext, Failure> {
 
 /// `objseal seal`.
 pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
+    set_threads(a.threads)?;
     let stdin = is_dash(&a.input);
     let out = match (&a.output, stdin) {
         (Some(o), _) => o.clone(),
@@ -299,12 +319,6 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
     } else {
         let f = File::open(name).map_err(|e| Failure::io(name, &e))?;
         let len = f.metadata().map_err(|e| Failure::io(name, &e))?.len();
-        if !stdout && len <= PROGRESS_MIN {
-            engine
-                .seal_file(&mode, &binding, name, &out)
-                .map_err(|e| Failure::from_error(e, name))?;
-            return Ok(());
-        }
         (Box::new(f), len)
     };
     let bar = progress(ctx, len);
@@ -339,6 +353,7 @@ fn finish_seal<W: Write>(
 
 /// `objseal open`.
 pub fn open(ctx: &Ctx, a: OpenArgs) -> Result<(), Failure> {
+    set_threads(a.threads)?;
     let stdin = is_dash(&a.input);
     let out = match (&a.output, stdin) {
         (Some(o), _) => o.clone(),
