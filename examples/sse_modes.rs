@@ -14,8 +14,15 @@ use objseal::{
 
 fn main() -> Result<(), objseal::Error> {
     let store = tempfile::tempdir()?;
-    let keyring = Arc::new(Keyring::create(store.path().join("keyring.json"), "example-s3")?);
-    let kms = Arc::new(LocalKms::open(store.path().join("kms"), "local-1", "000000000000")?);
+    let keyring = Arc::new(Keyring::create(
+        store.path().join("keyring.json"),
+        "example-s3",
+    )?);
+    let kms = Arc::new(LocalKms::open(
+        store.path().join("kms"),
+        "local-1",
+        "000000000000",
+    )?);
     let key = kms.create_key("example key", "admin")?;
     kms.create_alias("alias/example", &key.key_id, "admin")?;
     let kms_dyn: Arc<dyn Kms> = kms.clone();
