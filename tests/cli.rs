@@ -457,6 +457,15 @@ fn keyring_rotate_retire_and_rewrap() {
     e.ok(&c);
     e.ok(&["open", "old.osl", "-o", "x.out"]);
     assert_eq!(e.read("x.out"), plain);
+    // Forced retirement destroys the version: its objects no longer open.
+    e.ok(&["seal", "a.bin", "-o", "doomed.osl"]);
+    e.ok(&["keys", "rotate"]);
+    e.ok(&["keys", "retire", "2", "--objects", "doomed.osl", "--force"]);
+    let out = e.run(&["open", "doomed.osl", "-o", "doomed.out"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!e.path("doomed.out").exists());
+    let out = e.run(&["keys", "retire", "3"]);
+    assert_eq!(code(&out), 3, "the active version: {}", stderr(&out));
 }
 
 #[test]
