@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use objseal::{Engine, Keyring, Kms, LocalKms};
+use objseal::{Engine, Error, Keyring, Kms, KmsError, LocalKms};
 
 use super::Failure;
 
@@ -78,7 +78,7 @@ impl Store {
             Keyring::create(&ring_path, KEYRING_ID).map_err(at)?
         };
         let kms = LocalKms::open(home.join(KMS_DIR), REGION, ACCOUNT).map_err(at)?;
-        if kms.describe_key(DEFAULT_ALIAS).is_err() {
+        if let Err(Error::Kms(KmsError::NotFound { .. })) = kms.describe_key(DEFAULT_ALIAS) {
             let meta = kms
                 .create_key("objseal command line default key", PRINCIPAL)
                 .map_err(at)?;
