@@ -158,6 +158,14 @@ fn every_mode_every_entry_point() {
                 len as u64
             );
             assert_eq!(std::fs::read(&out).unwrap(), pt);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                for f in [&dst, &out] {
+                    let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+                    assert_eq!(mode, 0o600, "{name}: {} is private", f.display());
+                }
+            }
             if len > 20 {
                 assert_eq!(
                     s.engine.open_file_range(with, &obj, &dst, 10..20).unwrap(),

@@ -158,19 +158,18 @@ impl Staged {
     fn create(dst: &Path) -> Result<Self, Error> {
         let mut rnd = [0u8; 8];
         fill_random(&mut rnd)?;
-        let name = dst
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = fsio::parent_dir(dst).join(format!(
-            ".{name}.{:016x}.objseal-tmp",
-            u64::from_le_bytes(rnd)
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io_at(&tmp, e))?;
+        // A short name (a long destination name must still fit), private
+        // to the owner: the output may be plaintext.
+        let tmp =
+            fsio::parent_dir(dst).join(format!(".objseal-{:016x}.tmp", u64::from_le_bytes(rnd)));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
         Ok(Staged {
             file: Some(file),
             tmp,
