@@ -75,3 +75,8 @@ pub use engine::{Engine, EngineBuilder, OpenWith, SealMode};
 pub use error::{BodyError, CipherError, Error, FormatError, KeyError, KmsError};
 pub use format::{Envelope, Mode, ObjectBinding};
 pub use keys::{CustomerKey, EncryptionContext, Keyring, Kms, LocalKms, MasterKey};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
