@@ -431,9 +431,18 @@ impl Engine {
         binding: &ObjectBinding,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let (env, body) = self.seal_detached(mode, binding, plaintext)?;
+        let dek = DataKey::generate()?;
+        let env = self.new_envelope(mode, binding, plaintext.len() as u64, &dek)?;
         let mut out = env.encode()?;
-        out.extend_from_slice(&body);
+        let head = out.len();
+        let body_len = body::sealed_len(plaintext.len() as u64)?;
+        let body_len = usize::try_from(body_len).map_err(|_| BodyError::TooLong {
+            what: "body",
+            len: body_len,
+        })?;
+        // Sealed in place after the envelope: no second copy of the body.
+        out.resize(head + body_len, 0);
+        body::seal_into(&dek, &env.body_context(), plaintext, &mut out[head..])?;
         Ok(out)
     }
 
