@@ -2,7 +2,8 @@
 //! rayon threads, range reads from a 1 GiB body, file-to-file seal against
 //! `std::fs::copy` of the same file, and the per-chunk overhead (body
 //! `seal_into` of 1 MiB into a reused buffer on one thread against one 1 MiB
-//! `Aes256Gcm` call, in the same group).
+//! `Aes256Gcm` call, in the same group), and the parallel seal of 256 MiB
+//! against `copy_from_slice` of the same bytes.
 //!
 //! `cargo bench --bench body`; `-- --test` for a one-pass smoke run.
 
@@ -109,6 +110,34 @@ fn per_chunk_overhead(c: &mut Criterion) {
     g.finish();
 }
 
+/// The whole-object parallel seal against a plain memory copy of the same
+/// 256 MiB, both into a buffer reused across iterations: sealing is meant
+/// to run at memory speed.
+fn versus_memcpy(c: &mut Criterion) {
+    let size = 256 * MIB;
+    let pt = vec![0x3c_u8; size];
+    let mut sealed = vec![0u8; body::sealed_len(size as u64).unwrap() as usize];
+    let mut copy = vec![0u8; size];
+    let k = key();
+    let mut g = config(c, "seal_vs_memcpy_256MiB");
+    g.throughput(Throughput::Bytes(size as u64));
+    for threads in [1, 2] {
+        let p = pool(threads);
+        g.bench_function(
+            BenchmarkId::new("body_seal_into", format!("{threads}t")),
+            |b| {
+                b.iter(|| {
+                    p.install(|| body::seal_into(&k, CTX, &pt, black_box(&mut sealed)).unwrap())
+                })
+            },
+        );
+    }
+    g.bench_function("copy_from_slice", |b| {
+        b.iter(|| black_box(&mut copy[..]).copy_from_slice(black_box(&pt)))
+    });
+    g.finish();
+}
+
 fn files(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("plain");
@@ -125,5 +154,12 @@ fn files(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_chunk_overhead, whole_body, ranges, files);
+criterion_group!(
+    benches,
+    per_chunk_overhead,
+    versus_memcpy,
+    whole_body,
+    ranges,
+    files
+);
 criterion_main!(benches);
