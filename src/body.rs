@@ -47,7 +47,7 @@
 //! ```
 
 mod chunk;
-mod file;
+pub(crate) mod file;
 mod keys;
 mod range;
 mod stream;

@@ -20,7 +20,6 @@
 pub(crate) mod bucket_key;
 mod context;
 mod details;
-pub(crate) mod fsio;
 mod keyring;
 mod kms;
 pub(crate) mod secret;
@@ -28,6 +27,7 @@ pub(crate) mod sse_c;
 pub(crate) mod wrap;
 
 pub use crate::body::DataKey;
+pub use crate::fsio::rfc3339;
 pub use bucket_key::DEFAULT_BUCKET_KEY_TTL;
 pub use context::{
     EncryptionContext, MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_LEN, MAX_CONTEXT_PAIRS,
@@ -36,7 +36,6 @@ pub use context::{
 pub use details::{
     DETAILS_VERSION, Details, KEY_CHECK_LEN, KeyCheck, KmsDetails, MAX_KMS_BLOB_LEN,
 };
-pub use fsio::rfc3339;
 pub use keyring::{KeyVersionInfo, Keyring};
 pub use kms::{
     AuditQuery, AuditRecord, DecryptedDataKey, GeneratedDataKey, KeyMetadata, KeyState, Kms,

@@ -66,6 +66,7 @@ pub mod cipher;
 pub mod engine;
 mod error;
 pub mod format;
+mod fsio;
 pub mod keys;
 pub mod sse;
 

@@ -7,7 +7,7 @@
 //! while it is read gives an error, never a crash or a short body.
 
 use std::borrow::Cow;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -15,22 +15,21 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::chunk::{GROUP_CHUNKS, Layout, to_usize};
-use super::keys::{self, DataKey, fill_random};
+use super::keys::{self, DataKey};
 use super::range::{ByteRange, SealedSource};
 use super::{CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, TAG_LEN};
 use crate::error::{BodyError, Error};
-
-/// Permission bits of every file objseal creates (before the umask): owner
-/// read and write only, so decrypted plaintext never becomes readable to
-/// others by default.
-#[cfg(unix)]
-const OUTPUT_MODE: u32 = 0o600;
+use crate::fsio::Staged;
 
 /// An input file, read with positioned reads. Its length is taken once, when
 /// it is opened; a file that then shrinks or grows fails the read.
 struct Input {
     file: File,
     path: PathBuf,
+    /// Where the body starts in the file (0 for a body file; the envelope's
+    /// length for a stored object that holds its envelope first).
+    base: u64,
+    /// The body's length: the file's length less `base`.
     len: u64,
 }
 
@@ -44,20 +43,36 @@ impl Input {
             return Err(not_regular(path));
         }
         let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        Self::from_file(file, path, 0)
+    }
+
+    /// Reads the body that starts `base` bytes into the open `file`, which
+    /// must be a regular file at least that long.
+    fn from_file(file: File, path: &Path, base: u64) -> Result<Self, Error> {
         let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
         if !meta.is_file() {
             return Err(not_regular(path));
         }
+        let len = meta.len().checked_sub(base).ok_or_else(|| {
+            Error::io_at(
+                path,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file is shorter than the {base} bytes before its body"),
+                ),
+            )
+        })?;
         Ok(Input {
             file,
             path: path.to_path_buf(),
-            len: meta.len(),
+            base,
+            len,
         })
     }
 
     /// Fills `buf` from `offset`, or fails naming the file if it ends first.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
-        read_exact_at(&self.file, buf, offset).map_err(|e| {
+        read_exact_at(&self.file, buf, self.base + offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 self.changed()
             } else {
@@ -71,7 +86,7 @@ impl Input {
     /// length (such as the files of `/proc`, which report 0).
     fn check_end(&self) -> Result<(), Error> {
         let mut probe = [0u8; 1];
-        match read_at(&self.file, &mut probe, self.len) {
+        match read_at(&self.file, &mut probe, self.base + self.len) {
             Ok(0) => Ok(()),
             Ok(_) => Err(self.changed()),
             Err(e) => Err(Error::io_at(&self.path, e)),
@@ -86,7 +101,7 @@ impl Input {
                 io::ErrorKind::UnexpectedEof,
                 format!(
                     "file is no longer {} bytes long: it changed while being read (or its size is not its length); nothing was written",
-                    self.len
+                    self.base + self.len
                 ),
             ),
         )
@@ -106,7 +121,7 @@ impl SealedSource for Input {
 }
 
 /// The error for a source that is not a regular file.
-fn not_regular(path: &Path) -> Error {
+pub(crate) fn not_regular(path: &Path) -> Error {
     Error::io_at(
         path,
         io::Error::new(
@@ -116,98 +131,31 @@ fn not_regular(path: &Path) -> Error {
     )
 }
 
-/// A temporary file beside the destination, removed on drop unless
-/// [`Output::commit`] renamed it into place.
-struct Output {
-    file: File,
-    tmp: PathBuf,
-    dst: PathBuf,
-    committed: bool,
-}
+/// A staged output file, pre-sized and written by position from many
+/// threads; see [`Staged`].
+struct Output(Staged);
 
 impl Output {
-    /// Creates a new, pre-sized temporary file in `dst`'s directory, named
-    /// `.objseal-<16 hex digits>.tmp` (short, so any destination name that
-    /// fits the file system leaves room for it), mode 0o600 on unix.
+    /// Creates the staged file for `dst` (mode 0o600 on unix) and sizes it
+    /// to `len` bytes.
     fn create(dst: &Path, len: u64) -> Result<Self, Error> {
-        if dst.file_name().is_none() {
-            return Err(Error::io_at(
-                dst,
-                io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"),
-            ));
-        }
-        let dir = parent_dir(dst);
-        let mut rnd = [0u8; 8];
-        fill_random(&mut rnd)?;
-        let tmp = dir.join(format!(".objseal-{:016x}.tmp", u64::from_le_bytes(rnd)));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, OUTPUT_MODE);
-        let file = options.open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
-        let out = Output {
-            file,
-            tmp,
-            dst: dst.to_path_buf(),
-            committed: false,
-        };
-        out.file
+        let staged = Staged::create(dst)?;
+        staged
+            .file()
             .set_len(len)
-            .map_err(|e| Error::io_at(&out.tmp, e))?;
-        Ok(out)
+            .map_err(|e| Error::io_at(staged.tmp_path(), e))?;
+        Ok(Output(staged))
     }
 
     /// Writes all of `buf` at `offset`.
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
-        write_all_at(&self.file, buf, offset).map_err(|e| Error::io_at(&self.tmp, e))
+        write_all_at(self.0.file(), buf, offset).map_err(|e| Error::io_at(self.0.tmp_path(), e))
     }
 
-    /// Makes the file durable, renames it over the destination, and makes
-    /// the rename durable by fsyncing the directory.
-    ///
-    /// If that last fsync fails, the error is returned, but the destination
-    /// has already been replaced by the complete new file (the rename is
-    /// done and cannot be undone); only its durability across a crash is in
-    /// doubt.
-    fn commit(mut self) -> Result<(), Error> {
-        self.file
-            .sync_all()
-            .map_err(|e| Error::io_at(&self.tmp, e))?;
-        fs::rename(&self.tmp, &self.dst).map_err(|e| Error::io_at(&self.dst, e))?;
-        self.committed = true;
-        sync_dir(&parent_dir(&self.dst))
+    /// See [`Staged::commit`].
+    fn commit(self) -> Result<(), Error> {
+        self.0.commit()
     }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io_at(dir, e))
-}
-
-/// Directories cannot be fsynced on this platform; the rename is as durable
-/// as the platform makes it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), Error> {
-    Ok(())
 }
 
 #[cfg(unix)]
@@ -412,6 +360,31 @@ pub fn open_file_range(
     let input = Input::open(src)?;
     let chunk_key = open_header(key, context, &input)?;
     super::range::open_range(&chunk_key, &input, range.into())
+}
+
+/// Opens a byte range of the body that starts `base` bytes into the open
+/// regular file `file` (named `path` in errors), as [`open_file_range`]
+/// does; `plaintext_len`, when given, is the length the body must have
+/// (checked before any chunk is opened, so a body cut at a chunk boundary is
+/// refused whatever the range).
+pub(crate) fn open_file_range_at(
+    key: &DataKey,
+    context: &[u8],
+    file: File,
+    path: &Path,
+    base: u64,
+    plaintext_len: Option<u64>,
+    range: ByteRange,
+) -> Result<Vec<u8>, Error> {
+    let input = Input::from_file(file, path, base)?;
+    let chunk_key = open_header(key, context, &input)?;
+    if let Some(expected) = plaintext_len {
+        let actual = Layout::for_body(input.len)?.plaintext_len;
+        if actual != expected {
+            return Err(BodyError::LengthMismatch { expected, actual }.into());
+        }
+    }
+    super::range::open_range(&chunk_key, &input, range)
 }
 
 /// Reads and checks the header of the body file `input`.

@@ -49,28 +49,36 @@ mod aesni_clmul;
 mod key_schedule;
 mod vaes_avx2;
 
-/// Witness that the CPU has AES-NI, PCLMULQDQ, SSSE3 and SSE4.1.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AesNiClmul(());
+pub(crate) use witness::{AesNiClmul, VaesClmulAvx2};
 
-impl AesNiClmul {
-    pub(crate) fn detect() -> Option<Self> {
-        (aesni_clmul_features!(detect)).then_some(Self(()))
+/// The witnesses live in a leaf module of their own, so that their private
+/// field keeps every other module, the kernels included, from creating one
+/// without `detect`.
+mod witness {
+    /// Witness that the CPU has AES-NI, PCLMULQDQ, SSSE3 and SSE4.1.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct AesNiClmul(());
+
+    impl AesNiClmul {
+        pub(crate) fn detect() -> Option<Self> {
+            (aesni_clmul_features!(detect)).then_some(Self(()))
+        }
     }
-}
 
-/// Witness that the CPU has AVX2, VAES and VPCLMULQDQ, as well as everything
-/// [`AesNiClmul`] needs.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct VaesClmulAvx2(());
+    /// Witness that the CPU has AVX2, VAES and VPCLMULQDQ, as well as
+    /// everything [`AesNiClmul`] needs.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct VaesClmulAvx2(());
 
-impl VaesClmulAvx2 {
-    pub(crate) fn detect() -> Option<Self> {
-        // std reports `vaes`/`vpclmulqdq` from CPUID alone: the check that
-        // the OS saves the YMM state comes from `avx`/`avx2`, which must stay
-        // in the list. (cpufeatures 0.3 would instead demand the ZMM state
-        // for `vaes`, missing VAES on AVX2-only CPUs such as Zen 3.)
-        (vaes_clmul_avx2_features!(detect)).then_some(Self(()))
+    impl VaesClmulAvx2 {
+        pub(crate) fn detect() -> Option<Self> {
+            // std reports `vaes`/`vpclmulqdq` from CPUID alone: the check
+            // that the OS saves the YMM state comes from `avx`/`avx2`, which
+            // must stay in the list. (cpufeatures 0.3 would instead demand
+            // the ZMM state for `vaes`, missing VAES on AVX2-only CPUs such
+            // as Zen 3.)
+            (vaes_clmul_avx2_features!(detect)).then_some(Self(()))
+        }
     }
 }
 

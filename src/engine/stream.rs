@@ -2,16 +2,15 @@
 //! read through `Write`/`Read` in bounded memory, and file to file with an
 //! atomic rename.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Chain, Cursor, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, Chain, Cursor, Read, Seek, Write};
+use std::path::Path;
 
 use super::{Engine, OpenWith, SealMode};
 use crate::body::{ByteRange, DataKey, OpenReader, SealWriter};
 use crate::error::{BodyError, Error, FormatError};
 use crate::format::{Envelope, MAX_ENVELOPE_LEN, ObjectBinding};
-use crate::keys::fsio;
-use crate::keys::secret::fill_random;
+use crate::fsio::Staged;
 
 /// Writes one object (envelope, then body sealed in parallel batches).
 ///
@@ -146,55 +145,6 @@ fn read_envelope<R: Read>(r: &mut R) -> Result<(Envelope, Vec<u8>), Error> {
     }
 }
 
-/// A temporary file beside `dst`, renamed over it by `commit`, removed on
-/// drop otherwise.
-struct Staged {
-    file: Option<File>,
-    tmp: PathBuf,
-    dst: PathBuf,
-}
-
-impl Staged {
-    fn create(dst: &Path) -> Result<Self, Error> {
-        let mut rnd = [0u8; 8];
-        fill_random(&mut rnd)?;
-        // A short name (a long destination name must still fit), private
-        // to the owner: the output may be plaintext.
-        let tmp =
-            fsio::parent_dir(dst).join(format!(".objseal-{:016x}.tmp", u64::from_le_bytes(rnd)));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
-        Ok(Staged {
-            file: Some(file),
-            tmp,
-            dst: dst.to_path_buf(),
-        })
-    }
-
-    fn commit(mut self, file: File) -> Result<(), Error> {
-        file.sync_all().map_err(|e| Error::io_at(&self.tmp, e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dst).map_err(|e| Error::io_at(&self.dst, e))?;
-        self.file = None;
-        self.tmp = PathBuf::new();
-        fsio::sync_dir(&fsio::parent_dir(&self.dst))
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
 impl Engine {
     /// Starts writing the object `binding` of `plaintext_len` bytes to
     /// `inner` (envelope first, written now).
@@ -247,15 +197,17 @@ impl Engine {
         let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
         let len = input.metadata().map_err(|e| Error::io_at(src, e))?.len();
         let staged = Staged::create(dst)?;
-        let file = staged.file.as_ref().map(File::try_clone).transpose();
-        let file = file
-            .map_err(|e| Error::io_at(dst, e))?
-            .ok_or_else(|| Error::io_at(dst, io::Error::other("staging file missing")))?;
-        let mut w = self.seal_writer(mode, binding, len, file)?;
+        let mut w = self.seal_writer(mode, binding, len, io::BufWriter::new(staged.file()))?;
         io::copy(&mut (&mut input).take(len), &mut w).map_err(Error::from)?;
-        let file = w.finish()?;
-        let stored = file.metadata().map_err(|e| Error::io_at(dst, e))?.len();
-        staged.commit(file)?;
+        w.finish()?
+            .flush()
+            .map_err(|e| Error::io_at(staged.tmp_path(), e))?;
+        let stored = staged
+            .file()
+            .metadata()
+            .map_err(|e| Error::io_at(staged.tmp_path(), e))?
+            .len();
+        staged.commit()?;
         Ok(stored)
     }
 
@@ -273,21 +225,17 @@ impl Engine {
         let input = File::open(src).map_err(|e| Error::io_at(src, e))?;
         let mut r = self.open_reader(with, binding, input)?;
         let staged = Staged::create(dst)?;
-        let file = staged.file.as_ref().map(File::try_clone).transpose();
-        let mut file = file
-            .map_err(|e| Error::io_at(dst, e))?
-            .ok_or_else(|| Error::io_at(dst, io::Error::other("staging file missing")))?;
-        let n = io::copy(&mut r, &mut file).map_err(Error::from)?;
-        staged.commit(file)?;
+        let n = io::copy(&mut r, &mut staged.file()).map_err(Error::from)?;
+        staged.commit()?;
         Ok(n)
     }
 
-    /// Opens the bytes `range` of the stored object in file `src`. The body
-    /// is streamed from the start of the file up to the end of the range (to
-    /// its end when the range depends on the object's length), in bounded
-    /// memory. For ranges far into large objects, keep the envelope apart
-    /// and use [`crate::body::open_file_range`] with [`Engine::data_key`],
-    /// which opens only the chunks the range touches.
+    /// Opens the bytes `range` of the stored object in file `src`: reads the
+    /// envelope, unwraps the data key, then reads and opens only the chunks
+    /// the range touches (and the final chunk when the range depends on the
+    /// object's length; see [`ByteRange`]), with positioned reads. The body's
+    /// length is checked against the envelope's before any chunk is opened.
+    /// `src` must be a regular file.
     pub fn open_file_range(
         &self,
         with: OpenWith<'_>,
@@ -295,27 +243,26 @@ impl Engine {
         src: &Path,
         range: impl Into<ByteRange>,
     ) -> Result<Vec<u8>, Error> {
-        let input = File::open(src).map_err(|e| Error::io_at(src, e))?;
-        let mut r = self.open_reader(with, binding, io::BufReader::new(input))?;
-        let len = r.envelope().plaintext_len;
-        let (start, end, to_end) = match range.into() {
-            ByteRange::Bounded { start, end } => (start, end.min(len), end >= len),
-            ByteRange::From(start) => (start, len, true),
-            ByteRange::Last(n) => (len.saturating_sub(n), len, true),
-        };
-        let bad = |end| BodyError::InvalidRange { start, end, len };
-        if start > end || (start >= len && start != end) {
-            return Err(bad(end).into());
+        // Checked before opening, so that opening a FIFO cannot block.
+        let meta = std::fs::metadata(src).map_err(|e| Error::io_at(src, e))?;
+        if !meta.is_file() {
+            return Err(crate::body::file::not_regular(src));
         }
-        io::copy(&mut (&mut r).take(start), &mut io::sink()).map_err(Error::from)?;
-        let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0).min(64 << 20));
-        (&mut r)
-            .take(end - start)
-            .read_to_end(&mut out)
-            .map_err(Error::from)?;
-        if to_end {
-            io::copy(&mut r, &mut io::sink()).map_err(Error::from)?;
-        }
-        Ok(out)
+        let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
+        let (envelope, ahead) = read_envelope(&mut input)?;
+        let dek = self.unwrap_key(with, binding, &envelope)?;
+        let position = input.stream_position().map_err(|e| Error::io_at(src, e))?;
+        // `ahead` holds the bytes read past the envelope; the body starts
+        // where they do.
+        let base = position - ahead.len() as u64;
+        crate::body::file::open_file_range_at(
+            &dek,
+            &binding.body_context(),
+            input,
+            src,
+            base,
+            Some(envelope.plaintext_len),
+            range.into(),
+        )
     }
 }

@@ -10,12 +10,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::fsio;
 use super::secret::MasterKey;
 use super::wrap::{self, WrapScope};
 use crate::body::DataKey;
 use crate::error::{Error, KeyError};
 use crate::format::{Envelope, MAX_KEY_ID_LEN, Mode, WrappedKey};
+use crate::fsio;
 
 /// The `format` field of a keyring file.
 const FILE_FORMAT: &str = "objseal-keyring/1";

@@ -16,8 +16,8 @@ use super::audit::{AuditLog, AuditQuery, AuditRecord};
 use super::{DecryptedDataKey, GeneratedDataKey, Kms};
 use crate::cipher::Aes256Gcm;
 use crate::error::{Error, KeyError, KmsError};
+use crate::fsio;
 use crate::keys::context::EncryptionContext;
-use crate::keys::fsio;
 use crate::keys::secret::{CmkMaterial, KmsDataKey, fill_random};
 use crate::keys::wrap::put16;
 

@@ -1,25 +1,93 @@
-//! File helpers of the key layer: atomic private writes (temporary file,
-//! fsync, rename, directory fsync), the permission check on secret files,
-//! and UTC timestamps.
+//! File helpers shared by every layer: the one staged-file type behind
+//! every atomic write (temporary file beside the destination, fsync, rename,
+//! directory fsync), the permission check on secret files, and UTC
+//! timestamps.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::secret::fill_random;
 use crate::error::{Error, KeyError};
+use crate::keys::secret::fill_random;
 
-/// Opens `path` for writing a new file readable by its owner only.
-fn create_private(path: &Path) -> std::io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// A new file being written under a temporary name beside its destination:
+/// private to its owner (mode 0600 on unix: it may hold plaintext or keys),
+/// renamed over the destination by [`Staged::commit`] only once complete and
+/// fsynced, and removed on drop otherwise. A crash or an error therefore
+/// leaves the old destination or the complete new one, never a torn file.
+pub(crate) struct Staged {
+    file: File,
+    tmp: PathBuf,
+    dst: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Creates the temporary file for `dst`, named `.objseal-<16 hex
+    /// digits>.tmp` in the same directory (short, so any destination name
+    /// that fits the file system leaves room for it; random, so concurrent
+    /// writers never collide; created exclusively, so it never follows or
+    /// reuses an existing path).
+    pub(crate) fn create(dst: &Path) -> Result<Self, Error> {
+        if dst.file_name().is_none() {
+            return Err(Error::io_at(
+                dst,
+                io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"),
+            ));
+        }
+        let mut rnd = [0u8; 8];
+        fill_random(&mut rnd)?;
+        let tmp = parent_dir(dst).join(format!(".objseal-{:016x}.tmp", u64::from_le_bytes(rnd)));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
+        Ok(Staged {
+            file,
+            tmp,
+            dst: dst.to_path_buf(),
+            committed: false,
+        })
     }
-    opts.open(path)
+
+    /// The file being written.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The temporary path, for error messages.
+    pub(crate) fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Makes the file durable, renames it over the destination, and makes
+    /// the rename durable by fsyncing the directory.
+    ///
+    /// If that last fsync fails, the error is returned, but the destination
+    /// has already been replaced by the complete new file (the rename is
+    /// done and cannot be undone); only its durability across a crash is in
+    /// doubt.
+    pub(crate) fn commit(mut self) -> Result<(), Error> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io_at(&self.tmp, e))?;
+        fs::rename(&self.tmp, &self.dst).map_err(|e| Error::io_at(&self.dst, e))?;
+        self.committed = true;
+        sync_dir(&parent_dir(&self.dst))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// The directory holding `path`.
@@ -34,25 +102,12 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
 /// file beside it is written and fsynced, renamed over `path`, and the
 /// directory is fsynced. A crash leaves the old file or the new one.
 pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = parent_dir(path);
-    let mut rnd = [0u8; 8];
-    fill_random(&mut rnd)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{:016x}.tmp", u64::from_le_bytes(rnd)));
-    let result = (|| {
-        let mut f = create_private(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io_at(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io_at(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| Error::io_at(path, e))?;
-        sync_dir(&dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let staged = Staged::create(path)?;
+    staged
+        .file()
+        .write_all(bytes)
+        .map_err(|e| Error::io_at(staged.tmp_path(), e))?;
+    staged.commit()
 }
 
 /// Fsyncs a directory, so a rename in it is durable.
