@@ -1,0 +1,179 @@
+//! AES-256-GCM throughput ratios measured interleaved: every backend this
+//! CPU can run, the `aes-gcm` crate and `ring`, each timed in turn within
+//! every round, so that a slow phase of a shared machine (another tenant, a
+//! clock change) slows all of them alike. The table gives, per size and
+//! operation, the median GB/s of each and the median of the per-round
+//! ratios, and cycles per byte from a clock measured by a dependent
+//! multiply chain in the same run. Criterion (`benches/cipher.rs`) gives
+//! the distributions; this gives ratios that survive noise.
+//!
+//! `cargo bench --bench ratios` (`ROUNDS=N` to change the 201 rounds).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use objseal::cipher::{Aes256Gcm, Backend};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+
+const SIZES: [usize; 4] = [1024, 16 * 1024, 64 * 1024, 1024 * 1024];
+const KEY: [u8; 32] = [0x5a; 32];
+const NONCE: [u8; 12] = [0xa5; 12];
+/// Bytes of fresh buffers per timed batch: the pool stays in L2, as a
+/// buffer just received or just read from a file would be.
+const POOL_BYTES: usize = 512 * 1024;
+
+/// Seals (`true`) or opens one buffer in place; opening takes the tag.
+type Run = Box<dyn Fn(bool, &mut [u8], &[u8; 16])>;
+
+/// One implementation under test.
+struct Contender {
+    name: String,
+    run: Run,
+}
+
+fn contenders() -> Vec<Contender> {
+    let mut all = Vec::new();
+    for backend in Backend::available() {
+        let gcm = Aes256Gcm::with_backend(&KEY, backend).unwrap();
+        all.push(Contender {
+            name: backend.to_string(),
+            run: Box::new(move |seal, buf, tag| {
+                if seal {
+                    black_box(gcm.seal_in_place(&NONCE, b"", buf).unwrap());
+                } else {
+                    gcm.open_in_place(&NONCE, b"", buf, tag).unwrap();
+                }
+            }),
+        });
+    }
+    let reference = aes_gcm::Aes256Gcm::new(&KEY.into());
+    all.push(Contender {
+        name: "aes-gcm".into(),
+        run: Box::new(move |seal, buf, tag| {
+            if seal {
+                black_box(
+                    reference
+                        .encrypt_inout_detached(&NONCE.into(), b"", buf.into())
+                        .unwrap(),
+                );
+            } else {
+                reference
+                    .decrypt_inout_detached(&NONCE.into(), b"", buf.into(), &(*tag).into())
+                    .unwrap();
+            }
+        }),
+    });
+    let ring = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY).unwrap());
+    all.push(Contender {
+        name: "ring".into(),
+        run: Box::new(move |seal, buf, tag| {
+            let nonce = Nonce::assume_unique_for_key(NONCE);
+            if seal {
+                let _tag = black_box(
+                    ring.seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+                        .unwrap(),
+                );
+            } else {
+                ring.open_in_place_separate_tag(nonce, Aad::empty(), Tag::from(*tag), buf, 0..)
+                    .unwrap();
+            }
+        }),
+    });
+    all
+}
+
+/// The core clock in GHz: a chain of dependent multiply (3 cycles) and
+/// rotate (1 cycle) steps, best of several tries.
+fn clock_ghz() -> f64 {
+    const STEPS: u64 = 50_000_000;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let mut x: u64 = black_box(0x9e37_79b9_7f4a_7c15);
+        let t = Instant::now();
+        for _ in 0..STEPS {
+            x = x.wrapping_mul(0x2545_f491_4f6c_dd1d).rotate_left(7);
+        }
+        black_box(x);
+        best = best.min(t.elapsed().as_nanos() as f64);
+    }
+    4.0 * STEPS as f64 / best
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(201);
+    let ghz = clock_ghz();
+    let all = contenders();
+    println!("clock {ghz:.2} GHz (dependent multiply chain); {rounds} interleaved rounds");
+    print!("{:<7} {:>8}", "op", "size");
+    for c in &all {
+        print!(" {:>16}", c.name);
+    }
+    println!("   ratios (median of per-round ratios)");
+    for seal in [true, false] {
+        for size in SIZES {
+            let count = (POOL_BYTES / size).max(1);
+            let mut ct = vec![0x11u8; size];
+            let tag = Aes256Gcm::with_backend(&KEY, Backend::Portable)
+                .unwrap()
+                .seal_in_place(&NONCE, b"", &mut ct)
+                .unwrap();
+            let mut pool = vec![ct.clone(); count];
+            // ns per byte, per contender, per round.
+            let mut times = vec![Vec::with_capacity(rounds); all.len()];
+            for round in 0..rounds + 1 {
+                // Rotate the order, so no contender always runs first.
+                for k in 0..all.len() {
+                    let c = (k + round) % all.len();
+                    for buf in pool.iter_mut() {
+                        buf.copy_from_slice(&ct);
+                    }
+                    let t = Instant::now();
+                    for buf in pool.iter_mut() {
+                        (all[c].run)(seal, black_box(buf), &tag);
+                    }
+                    let ns = t.elapsed().as_nanos() as f64;
+                    if round > 0 {
+                        // Round 0 warms up.
+                        times[c].push(ns / (count * size) as f64);
+                    }
+                }
+            }
+            let op = if seal { "seal" } else { "open" };
+            print!("{op:<7} {size:>8}");
+            for t in &times {
+                let mut t = t.clone();
+                let m = median(&mut t);
+                print!(" {:>6.2} ({:.2}cpb)", 1.0 / m, m * ghz);
+            }
+            let ratio = |a: &str, b: &str| -> Option<f64> {
+                let ia = all.iter().position(|c| c.name == a)?;
+                let ib = all.iter().position(|c| c.name == b)?;
+                let mut r: Vec<f64> = times[ia]
+                    .iter()
+                    .zip(&times[ib])
+                    .map(|(ta, tb)| tb / ta)
+                    .collect();
+                Some(median(&mut r))
+            };
+            for (a, b) in [
+                ("vaes-clmul-avx2", "ring"),
+                ("aesni-clmul", "aes-gcm"),
+                ("portable", "aes-gcm"),
+            ] {
+                if let Some(r) = ratio(a, b) {
+                    print!("  {a}/{b} {r:.2}");
+                }
+            }
+            println!();
+        }
+    }
+}
