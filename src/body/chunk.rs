@@ -17,11 +17,15 @@ pub(crate) const GROUP_CHUNKS: usize = 64;
 /// Sealed bytes of one full group.
 const GROUP_SEALED: usize = GROUP_CHUNKS * SEALED_CHUNK_LEN;
 
-/// Whether `sealed_len` bytes of chunks fit in one group. One group runs on
-/// the calling thread: handing a single task to the rayon pool costs a
-/// cross-thread round trip that would dominate the cost of a small object.
+/// Whether `sealed_len` bytes of chunks are too few to split across
+/// threads: less than two full groups run on the calling thread. Handing
+/// tasks to the rayon pool costs a cross-thread round trip (tens of
+/// microseconds when a worker must be woken, as much as sealing a few
+/// hundred KiB), so a second task pays off only once it carries a full
+/// group; in particular a 1 MiB object (64 full chunks and an empty final
+/// one, just over one group) is sealed without waking anyone.
 fn one_group(sealed_len: usize) -> bool {
-    sealed_len <= GROUP_SEALED
+    sealed_len < 2 * GROUP_SEALED
 }
 
 /// The nonce of chunk `index`: the base nonce XOR the index as a 96-bit
