@@ -220,6 +220,65 @@ fn stdin_and_stdout() {
 }
 
 #[test]
+fn stdin_streamed_with_declared_size() {
+    let e = Env::new();
+    let plain = data();
+    let size = plain.len().to_string();
+    let sealed = e.run_with_stdin(
+        &["seal", "-", "--size", &size, "--key", "s", "-o", "s.osl"],
+        &plain,
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    assert_eq!(
+        e.ok(&["open", "s.osl", "--key", "s", "-o", "-"]).stdout,
+        plain
+    );
+    // Empty input with --size 0.
+    let empty = e.run_with_stdin(
+        &["seal", "-", "--size", "0", "--key", "z", "-o", "z.osl"],
+        b"",
+    );
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    assert!(
+        e.ok(&["open", "z.osl", "--key", "z", "-o", "-"])
+            .stdout
+            .is_empty()
+    );
+    // Shorter or longer than declared: exit 4, the message says which, and
+    // no output file.
+    let short = e.run_with_stdin(
+        &[
+            "seal",
+            "-",
+            "--size",
+            &size,
+            "--key",
+            "s",
+            "-o",
+            "short.osl",
+        ],
+        &plain[..plain.len() - 1],
+    );
+    assert_eq!(code(&short), 4, "{}", stderr(&short));
+    assert!(stderr(&short).contains("ended after"), "{}", stderr(&short));
+    assert!(!e.path("short.osl").exists());
+    let mut long = plain.clone();
+    long.push(0);
+    let long = e.run_with_stdin(
+        &["seal", "-", "--size", &size, "--key", "s", "-o", "long.osl"],
+        &long,
+    );
+    assert_eq!(code(&long), 4, "{}", stderr(&long));
+    assert!(stderr(&long).contains("more than"), "{}", stderr(&long));
+    assert!(!e.path("long.osl").exists());
+    // --size is for stdin only.
+    e.write("f.bin", &plain);
+    let usage = e.run(&["seal", "f.bin", "--size", &size]);
+    assert_eq!(code(&usage), 1, "{}", stderr(&usage));
+    assert!(!e.path("f.bin.osl").exists());
+}
+
+#[test]
 fn ranges() {
     let e = Env::new();
     let plain = data();

@@ -20,7 +20,8 @@ Examples:
   objseal seal photo.jpg --sse kms --context dept=eng --bucket-key
   objseal seal photo.jpg --sse kms --kms-key alias/backups -o out.osl
   head -c 32 /dev/urandom > my.key && objseal seal photo.jpg --sse c --customer-key-file my.key
-  tar c dir | objseal seal - -o dir.tar.osl --key dir.tar   # stdin (buffered in memory)";
+  tar c dir | objseal seal - -o dir.tar.osl --key dir.tar   # stdin, buffered in memory
+  objseal seal - --size 4GiB --key disk.img < disk.img > disk.osl  # stdin, streamed";
 
 pub const OPEN_HELP: &str = "\
 Examples:
@@ -86,6 +87,12 @@ pub struct SealArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Length of the stdin input (e.g. 4GiB, 1000000): stdin is then
+    /// streamed in bounded memory, and must hold exactly that many bytes.
+    /// Without it stdin is read whole into memory first (the envelope
+    /// declares the length). Only with `-` as input.
+    #[arg(long, value_name = "BYTES")]
+    size: Option<String>,
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
@@ -309,8 +316,22 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
     let engine = store.engine();
     let name = &a.input;
 
-    // The plaintext: stdin is read whole (the envelope declares the length).
-    let (mut reader, len): (Box<dyn Read>, u64) = if stdin {
+    // The plaintext. The envelope declares the length: stdin is streamed
+    // when `--size` gives it (the writer refuses more or fewer bytes), and
+    // read whole otherwise.
+    let declared = match (&a.size, stdin) {
+        (Some(_), false) => {
+            return Err(Failure::usage(
+                "--size is for stdin (`-`) only: a file's length is known",
+            ));
+        }
+        (Some(s), true) if s.trim() == "0" => Some(0),
+        (Some(s), true) => Some(super::bench::parse_size(s)?),
+        (None, _) => None,
+    };
+    let (mut reader, len): (Box<dyn Read>, u64) = if let Some(len) = declared {
+        (Box::new(DeclaredLen::new(io::stdin().lock(), len)), len)
+    } else if stdin {
         let buf = Zeroizing::new(
             read_up_to(&mut io::stdin().lock(), u64::MAX).map_err(|e| Failure::io(name, &e))?,
         );
@@ -341,12 +362,69 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Stdin with a declared length: yields exactly `len` bytes, or fails with
+/// an I/O error that says how the input differs (shorter, or longer: one
+/// byte past the length is read to tell).
+struct DeclaredLen<R> {
+    inner: R,
+    len: u64,
+    read: u64,
+}
+
+impl<R: Read> DeclaredLen<R> {
+    fn new(inner: R, len: u64) -> Self {
+        DeclaredLen {
+            inner,
+            len,
+            read: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for DeclaredLen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.read == self.len {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "stdin holds more than the {} bytes --size declared; nothing was written",
+                        self.len
+                    ),
+                )),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.len - self.read).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stdin ended after {} of the {} bytes --size declared; nothing was written",
+                    self.read, self.len
+                ),
+            ));
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 fn finish_seal<W: Write>(
     mut w: objseal::engine::ObjectWriter<W>,
     r: &mut impl Read,
     name: &Path,
 ) -> Result<(), Failure> {
-    io::copy(r, &mut w).map_err(|e| Failure::from_error(e.into(), name))?;
+    io::copy(r, &mut w).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData if is_dash(name) => {
+            Failure::io(name, &e)
+        }
+        _ => Failure::from_error(e.into(), name),
+    })?;
     let mut inner = w.finish().map_err(|e| Failure::from_error(e, name))?;
     inner.flush().map_err(|e| Failure::io(Path::new("-"), &e))
 }
