@@ -122,6 +122,14 @@ pub enum CipherError {
         /// Length of the associated data, in bytes.
         len: u64,
     },
+    /// An output buffer is not exactly as long as the input it receives.
+    #[error("output buffer is {output} bytes but the input is {input}; they must be equal")]
+    OutputLengthMismatch {
+        /// Length of the input, in bytes.
+        input: usize,
+        /// Length of the output buffer, in bytes.
+        output: usize,
+    },
     /// The tag did not match: wrong key, wrong nonce, wrong associated data,
     /// or the ciphertext or tag was modified. The buffer has been zeroed.
     #[error(

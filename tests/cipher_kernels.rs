@@ -92,6 +92,48 @@ fn check_one(
         outside.into_iter().all(|&b| b == 0xa5),
         "{ctx}: wrote outside the buffer"
     );
+    // Out of place (`seal_to`), from `buf` into another buffer at another
+    // alignment, filled with garbage first.
+    let to = (offset * 7 + 3) % 16;
+    let mut other = vec![0x5au8; msg.len() + 32];
+    let out = &mut other[to..to + msg.len()];
+    let input = &space[offset..offset + msg.len()];
+    let ours = gcm.seal_to(nonce, aad, input, out).expect("seal_to");
+    assert!(out == ct, "{ctx}: seal_to ciphertext differs");
+    assert_eq!(&ours, tag, "{ctx}: seal_to tag differs");
+    assert!(input == msg, "{ctx}: seal_to changed its input");
+    let outside = other[..to].iter().chain(&other[to + msg.len()..]);
+    assert!(
+        outside.into_iter().all(|&b| b == 0x5a),
+        "{ctx}: seal_to wrote outside the buffer"
+    );
+    other.fill(0x5a);
+    let short = gcm.seal_to(
+        nonce,
+        aad,
+        input,
+        &mut other[..msg.len() / 2 + usize::from(msg.is_empty())],
+    );
+    assert!(
+        matches!(
+            short,
+            Err(Error::Cipher(CipherError::OutputLengthMismatch { .. }))
+        ),
+        "{ctx}: seal_to into a buffer of another length: {short:?}"
+    );
+    let out = &mut other[to..to + msg.len()];
+    let bad_nonce = gcm.seal_to(&nonce[..11], aad, input, out);
+    assert!(
+        matches!(
+            bad_nonce,
+            Err(Error::Cipher(CipherError::InvalidNonceLength { got: 11 }))
+        ),
+        "{ctx}: seal_to with an 11-byte nonce: {bad_nonce:?}"
+    );
+    assert!(
+        other.iter().all(|&b| b == 0x5a),
+        "{ctx}: a failed seal_to wrote to its output"
+    );
 }
 
 fn rejects(gcm: &Aes256Gcm, nonce: &[u8; 12], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool {

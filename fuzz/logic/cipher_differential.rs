@@ -83,6 +83,10 @@ pub fn run(data: &[u8]) {
         assert_eq!(tag, ref_tag, "{backend}: tag differs");
         gcm.open_in_place(nonce, aad, &mut buf, &tag).unwrap();
         assert_eq!(buf, msg, "{backend}: round trip");
+        let mut out = vec![0xa5u8; msg.len()];
+        let tag = gcm.seal_to(nonce, aad, msg, &mut out).unwrap();
+        assert_eq!(out, ref_ct, "{backend}: seal_to ciphertext differs");
+        assert_eq!(tag, ref_tag, "{backend}: seal_to tag differs");
 
         let mut tampered = t_ct.clone();
         let r = gcm.open_in_place(&t_nonce, &t_aad, &mut tampered, &t_tag);

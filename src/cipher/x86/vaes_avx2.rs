@@ -77,7 +77,25 @@ impl Key {
     ) -> [u8; TAG_LEN] {
         let _cpu: VaesClmulAvx2 = self.cpu;
         // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
-        unsafe { crypt::<true>(self, nonce, 2, aad, buf) }
+        unsafe { crypt::<true>(self, nonce, 2, aad, buf, None) }
+    }
+
+    /// Seals `src` into `out` (the same length; the caller checks) in one
+    /// pass: each stride is read from `src` and written to `out`, so a
+    /// plaintext in memory is never copied first.
+    pub(crate) fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        // Equal lengths are the caller's contract; were they to differ, the
+        // common prefix is sealed from `src` (never `out`'s old bytes).
+        let n = src.len().min(out.len());
+        let _cpu: VaesClmulAvx2 = self.cpu;
+        // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
+        unsafe { crypt::<true>(self, nonce, 2, aad, &mut out[..n], Some(&src[..n])) }
     }
 
     pub(crate) fn open(
@@ -88,7 +106,7 @@ impl Key {
     ) -> [u8; TAG_LEN] {
         let _cpu: VaesClmulAvx2 = self.cpu;
         // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
-        unsafe { crypt::<false>(self, nonce, 2, aad, buf) }
+        unsafe { crypt::<false>(self, nonce, 2, aad, buf, None) }
     }
 }
 
@@ -271,6 +289,16 @@ vaes_clmul_avx2_features! {
         }
     }
 
+    /// `out = src ^ ks`.
+    #[inline]
+    fn xor_from(out: &mut [u8; STRIDE], src: &[u8; STRIDE], ks: &[__m256i; VECS]) {
+        let (out, _) = out.as_chunks_mut::<32>();
+        let (src, _) = src.as_chunks::<32>();
+        for ((o, i), ks) in out.iter_mut().zip(src).zip(ks) {
+            store(o, _mm256_xor_si256(load(i), *ks));
+        }
+    }
+
     /// The stitched kernel, over whole strides (any number, none included).
     /// Each iteration runs the AES rounds of 16 counter blocks interleaved
     /// with the GHASH of 16 ciphertext blocks and one reduction: when
@@ -278,18 +306,25 @@ vaes_clmul_avx2_features! {
     /// stride is only encrypted, the last only hashed after the loop); when
     /// opening, those of the current stride, before it is overwritten.
     /// Returns the new accumulator.
+    ///
+    /// With `src` (sealing only; as many strides as `data`), the input is
+    /// read from `src` and `data` is only written (and hashed after).
     fn crypt_strides<const SEAL: bool>(
         k: &Key,
         ctr: &mut __m256i,
         mut acc: __m128i,
         data: &mut [[u8; STRIDE]],
+        src: Option<&[[u8; STRIDE]]>,
     ) -> __m128i {
         let n = data.len();
         if n == 0 {
             return acc;
         }
         let start = if SEAL {
-            xor_into(&mut data[0], &keystream(k, ctr));
+            match src {
+                Some(src) => xor_from(&mut data[0], &src[0], &keystream(k, ctr)),
+                None => xor_into(&mut data[0], &keystream(k, ctr)),
+            }
             1
         } else {
             0
@@ -329,7 +364,10 @@ vaes_clmul_avx2_features! {
             // so that its blocks are loaded again as `vpxor` memory operands
             // rather than kept from the hashing loads and spilled.
             let out = &mut data[i];
-            xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s);
+            match src {
+                Some(src) if SEAL => xor_from(out, &src[i], &s),
+                _ => xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s),
+            }
         }
         if SEAL {
             acc = ghash_upto16(k, acc, &data[n - 1], BLOCKS);
@@ -340,18 +378,21 @@ vaes_clmul_avx2_features! {
     /// The last partial stride (1 to 255 bytes), through a zero-padded
     /// copy on the stack, hashed together with the length block `len` when
     /// there is room for it.
+    /// With `src`, the input is read from it (as long as `tail`) and
+    /// `tail` is only written.
     fn crypt_tail<const SEAL: bool>(
         k: &Key,
         ctr: &mut __m256i,
         mut acc: __m128i,
         tail: &mut [u8],
+        src: Option<&[u8]>,
         len: &[u8; 16],
     ) -> __m128i {
         let mut tmp = [0u8; STRIDE];
         let n = tail.len().div_ceil(16);
         let with_len = n < BLOCKS;
         let hashed = n + usize::from(with_len);
-        tmp[..tail.len()].copy_from_slice(tail);
+        tmp[..tail.len()].copy_from_slice(src.unwrap_or(tail));
         if with_len {
             tmp[16 * n..16 * n + 16].copy_from_slice(len);
         }
@@ -382,13 +423,19 @@ vaes_clmul_avx2_features! {
     /// GCM with the first message block at counter `ctr0` (2 in GCM; other
     /// values only in tests of the 32-bit wrap). Returns the tag over `aad`
     /// and the ciphertext.
+    ///
+    /// In place, or, when sealing with `src` (exactly as long as `buf`),
+    /// from `src` into `buf`. A `src` of another length, or with `SEAL`
+    /// false, is ignored (in place), which callers never ask for.
     fn crypt<const SEAL: bool>(
         k: &Key,
         nonce: &[u8; NONCE_LEN],
         ctr0: u32,
         aad: &[u8],
         buf: &mut [u8],
+        src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
+        let src = src.filter(|s| SEAL && s.len() == buf.len());
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
@@ -402,12 +449,14 @@ vaes_clmul_avx2_features! {
 
         let mut acc = ghash_padded(k, _mm_setzero_si128(), aad);
         let (strides, _) = buf.as_chunks_mut::<STRIDE>();
-        acc = crypt_strides::<SEAL>(k, &mut ctr, acc, strides);
+        let src_strides = src.map(|s| s.as_chunks::<STRIDE>().0);
+        acc = crypt_strides::<SEAL>(k, &mut ctr, acc, strides, src_strides);
         let len = length_block(aad.len(), buf.len());
         let tail_at = buf.len() - buf.len() % STRIDE;
+        let src_tail = src.map(|s| &s[tail_at..]);
         acc = match &mut buf[tail_at..] {
             [] => ks::ghash_block(acc, &len, &k.pows[BLOCKS - 1]),
-            tail => crypt_tail::<SEAL>(k, &mut ctr, acc, tail, &len),
+            tail => crypt_tail::<SEAL>(k, &mut ctr, acc, tail, src_tail, &len),
         };
         let s = _mm_shuffle_epi8(acc, ks::bswap_mask());
         let mut tag = [0u8; TAG_LEN];
@@ -481,11 +530,17 @@ mod tests {
                 let want_tag = reference(&key, &nonce, ctr0, b"aad", &mut want);
                 let mut got = msg.clone();
                 // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`.
-                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut got) };
+                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, want, "ct, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "tag, ctr0 {ctr0:#x} len {len}");
+                // Out of place, into a buffer of garbage.
+                let mut out = vec![0xa5u8; len];
                 // SAFETY: as above.
-                let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got) };
+                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut out, Some(&msg)) };
+                assert_eq!(out, want, "ct to, ctr0 {ctr0:#x} len {len}");
+                assert_eq!(tag, want_tag, "tag to, ctr0 {ctr0:#x} len {len}");
+                // SAFETY: as above.
+                let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "open tag, ctr0 {ctr0:#x} len {len}");
             }
