@@ -5,7 +5,9 @@
 //! operation, the median GB/s of each and the median of the per-round
 //! ratios, and cycles per byte from a clock measured by a dependent
 //! multiply chain in the same run. Criterion (`benches/cipher.rs`) gives
-//! the distributions; this gives ratios that survive noise.
+//! the distributions; this gives ratios that survive noise. Last, the
+//! whole-body parallel seal of 256 MiB against `copy_from_slice`, the same
+//! way.
 //!
 //! `cargo bench --bench ratios` (`ROUNDS=N` to change the 201 rounds).
 
@@ -100,6 +102,60 @@ fn clock_ghz() -> f64 {
     4.0 * STEPS as f64 / best
 }
 
+/// The whole-body parallel seal of 256 MiB (`body::seal_into` on 1 and 2
+/// rayon threads) against `copy_from_slice` of the same bytes, timed in
+/// turn within each round, into buffers allocated and touched once.
+fn body_versus_memcpy(rounds: usize) {
+    use objseal::body::{self, DataKey};
+    const SIZE: usize = 256 << 20;
+    let pt = vec![0x3c_u8; SIZE];
+    let mut sealed = vec![0u8; body::sealed_len(SIZE as u64).unwrap() as usize];
+    let mut copy = vec![0u8; SIZE];
+    let key = DataKey::from_bytes([1; 32]);
+    let pools: Vec<_> = [1, 2]
+        .iter()
+        .map(|&n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    // Seconds per round: [copy, seal 1 thread, seal 2 threads].
+    let mut times: Vec<Vec<f64>> = (0..3).map(|_| Vec::with_capacity(rounds)).collect();
+    for round in 0..rounds + 1 {
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            let t = Instant::now();
+            match which {
+                0 => black_box(&mut copy[..]).copy_from_slice(black_box(&pt)),
+                w => pools[w - 1]
+                    .install(|| body::seal_into(&key, b"bench", &pt, black_box(&mut sealed)))
+                    .unwrap(),
+            }
+            if round > 0 {
+                times[which].push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let gbs = |t: &[f64]| {
+        let mut t = t.to_vec();
+        SIZE as f64 / median(&mut t) / 1e9
+    };
+    let ratio = |a: usize| {
+        let mut r: Vec<f64> = times[0].iter().zip(&times[a]).map(|(c, s)| c / s).collect();
+        median(&mut r)
+    };
+    println!(
+        "body seal 256 MiB: copy_from_slice {:.2} GB/s, seal 1 thread {:.2} GB/s ({:.2}x copy), 2 threads {:.2} GB/s ({:.2}x copy); {rounds} interleaved rounds",
+        gbs(&times[0]),
+        gbs(&times[1]),
+        ratio(1),
+        gbs(&times[2]),
+        ratio(2)
+    );
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -176,4 +232,5 @@ fn main() {
             println!();
         }
     }
+    body_versus_memcpy((rounds / 5).max(5));
 }

@@ -354,6 +354,65 @@ impl Aes256Gcm {
         })
     }
 
+    /// Decrypts `ciphertext` into `out`, which must be exactly as long, if
+    /// `tag` authenticates it with `nonce` and `aad`: the same result as
+    /// copying then [`Aes256Gcm::open_in_place`], in one pass on the VAES
+    /// backend.
+    ///
+    /// The tag is compared in constant time. On any failure `out` holds no
+    /// plaintext: on a wrong tag it is zeroed, and on an input error
+    /// (lengths, nonce or tag length) it is untouched.
+    ///
+    /// ```
+    /// use objseal::cipher::Aes256Gcm;
+    /// let gcm = Aes256Gcm::new(&[7; 32])?;
+    /// let mut ct = [0u8; 5];
+    /// let tag = gcm.seal_to(&[1; 12], b"", b"hello", &mut ct)?;
+    /// let mut out = [0u8; 5];
+    /// gcm.open_to(&[1; 12], b"", &ct, &tag, &mut out)?;
+    /// assert_eq!(&out, b"hello");
+    /// ct[0] ^= 1;
+    /// assert!(gcm.open_to(&[1; 12], b"", &ct, &tag, &mut out).is_err());
+    /// assert_eq!(out, [0; 5]);
+    /// # Ok::<(), objseal::Error>(())
+    /// ```
+    pub fn open_to(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        if ciphertext.len() != out.len() {
+            return Err(CipherError::OutputLengthMismatch {
+                input: ciphertext.len(),
+                output: out.len(),
+            }
+            .into());
+        }
+        let nonce = check_inputs(nonce, aad, ciphertext)?;
+        let tag: &[u8; TAG_LEN] = tag
+            .try_into()
+            .map_err(|_| CipherError::InvalidTagLength { got: tag.len() })?;
+        let mut expected = match &self.engine {
+            Engine::Portable(k) => {
+                out.copy_from_slice(ciphertext);
+                k.open(nonce, aad, out)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Engine::X86(k) => k.open_to(nonce, aad, ciphertext, out),
+        };
+        let ok: bool = expected.ct_eq(tag).into();
+        expected.zeroize();
+        if ok {
+            Ok(())
+        } else {
+            out.zeroize();
+            Err(CipherError::TagMismatch.into())
+        }
+    }
+
     /// Decrypts `buf` in place if `tag` authenticates it with `nonce` and `aad`.
     ///
     /// The tag is compared in constant time. On any failure `buf` holds no

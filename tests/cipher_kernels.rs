@@ -107,6 +107,33 @@ fn check_one(
         outside.into_iter().all(|&b| b == 0x5a),
         "{ctx}: seal_to wrote outside the buffer"
     );
+    // Out-of-place open of that ciphertext, into garbage; then of a
+    // tampered copy, which must leave zeros.
+    let mut back = vec![0x3cu8; msg.len()];
+    gcm.open_to(nonce, aad, ct, tag, &mut back)
+        .expect("open_to");
+    assert!(back == msg, "{ctx}: open_to plaintext differs");
+    if !msg.is_empty() {
+        let mut bad = ct.to_vec();
+        bad[msg.len() / 2] ^= 0x10;
+        let e = gcm.open_to(nonce, aad, &bad, tag, &mut back);
+        assert!(
+            matches!(e, Err(Error::Cipher(CipherError::TagMismatch))),
+            "{ctx}: open_to of a tampered ciphertext: {e:?}"
+        );
+        assert!(
+            back.iter().all(|&b| b == 0),
+            "{ctx}: open_to left plaintext"
+        );
+    }
+    let e = gcm.open_to(nonce, aad, ct, tag, &mut vec![0u8; msg.len() + 1]);
+    assert!(
+        matches!(
+            e,
+            Err(Error::Cipher(CipherError::OutputLengthMismatch { .. }))
+        ),
+        "{ctx}: open_to into a buffer of another length: {e:?}"
+    );
     other.fill(0x5a);
     let short = gcm.seal_to(
         nonce,

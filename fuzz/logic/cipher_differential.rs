@@ -87,6 +87,9 @@ pub fn run(data: &[u8]) {
         let tag = gcm.seal_to(nonce, aad, msg, &mut out).unwrap();
         assert_eq!(out, ref_ct, "{backend}: seal_to ciphertext differs");
         assert_eq!(tag, ref_tag, "{backend}: seal_to tag differs");
+        let mut back = vec![0x3cu8; msg.len()];
+        gcm.open_to(nonce, aad, &out, &tag, &mut back).unwrap();
+        assert_eq!(back, msg, "{backend}: open_to round trip");
 
         let mut tampered = t_ct.clone();
         let r = gcm.open_in_place(&t_nonce, &t_aad, &mut tampered, &t_tag);

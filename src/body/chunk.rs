@@ -6,6 +6,7 @@
 //! plus a 16-byte tag, the last holds `0..=16383` bytes plus its tag.
 
 use rayon::prelude::*;
+use zeroize::Zeroize;
 
 use super::keys::ChunkKey;
 use super::{CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, TAG_LEN};
@@ -117,11 +118,14 @@ impl ChunkKey {
         out: &mut [u8],
     ) -> Result<(), BodyError> {
         let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-        out.copy_from_slice(ct);
         let nonce = chunk_nonce(&self.base_nonce, index);
-        self.gcm
-            .open_in_place(&nonce, &[], out, tag)
-            .map_err(|_| BodyError::ChunkAuthentication { index })
+        self.gcm.open_to(&nonce, &[], ct, tag, out).map_err(|_| {
+            // `open_to` zeroed `out` on a wrong tag; on an input error
+            // (never: the lengths come from the layout) it left it as
+            // it was, so zero it here too.
+            out.zeroize();
+            BodyError::ChunkAuthentication { index }
+        })
     }
 
     /// Opens one chunk in place: `slot` holds ciphertext || tag and ends up
@@ -257,7 +261,7 @@ impl ChunkKey {
                 .err()
             })
         };
-        let failed = if groups <= 1 {
+        let failed = if chunks < 2 * GROUP_CHUNKS {
             pieces
                 .into_iter()
                 .enumerate()

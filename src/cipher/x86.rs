@@ -176,6 +176,24 @@ impl Key {
         }
     }
 
+    /// Decrypts `src` into `out` (the same length; the caller checks);
+    /// returns the expected tag, computed over `src`.
+    pub(crate) fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        match self {
+            Key::AesNiClmul(k) => {
+                out.copy_from_slice(src);
+                k.open(nonce, aad, out)
+            }
+            Key::VaesClmulAvx2(k) => k.open_to(nonce, aad, src, out),
+        }
+    }
+
     /// Decrypts in place; returns the expected tag, computed over the
     /// ciphertext (the caller compares it).
     pub(crate) fn open(

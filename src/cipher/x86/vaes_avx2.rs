@@ -108,6 +108,22 @@ impl Key {
         // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
         unsafe { crypt::<false>(self, nonce, 2, aad, buf, None) }
     }
+
+    /// Decrypts `src` into `out` (the same length; the caller checks) in one
+    /// pass; returns the expected tag, computed over `src` (the caller
+    /// compares it and wipes `out` on a mismatch).
+    pub(crate) fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let n = src.len().min(out.len());
+        let _cpu: VaesClmulAvx2 = self.cpu;
+        // SAFETY: `_cpu` is a `VaesClmulAvx2` witness (see `new`).
+        unsafe { crypt::<false>(self, nonce, 2, aad, &mut out[..n], Some(&src[..n])) }
+    }
 }
 
 /// 32 bytes of a table of 16-byte entries, from entry `i`.
@@ -307,23 +323,27 @@ vaes_clmul_avx2_features! {
     /// opening, those of the current stride, before it is overwritten.
     /// Returns the new accumulator.
     ///
-    /// With `src` (sealing only; as many strides as `data`), the input is
-    /// read from `src` and `data` is only written (and hashed after).
-    fn crypt_strides<const SEAL: bool>(
+    /// With `OOP` (out of place), the input is read from `src` (as many
+    /// strides as `data`) and `data` is only written: when sealing, `data`
+    /// is hashed after it is written; when opening, `src` is hashed.
+    /// Without it `src` is ignored. A const parameter, so that the in-place
+    /// loop compiles exactly as it would without the out-of-place one.
+    fn crypt_strides<const SEAL: bool, const OOP: bool>(
         k: &Key,
         ctr: &mut __m256i,
         mut acc: __m128i,
         data: &mut [[u8; STRIDE]],
-        src: Option<&[[u8; STRIDE]]>,
+        src: &[[u8; STRIDE]],
     ) -> __m128i {
         let n = data.len();
         if n == 0 {
             return acc;
         }
         let start = if SEAL {
-            match src {
-                Some(src) => xor_from(&mut data[0], &src[0], &keystream(k, ctr)),
-                None => xor_into(&mut data[0], &keystream(k, ctr)),
+            if OOP {
+                xor_from(&mut data[0], &src[0], &keystream(k, ctr));
+            } else {
+                xor_into(&mut data[0], &keystream(k, ctr));
             }
             1
         } else {
@@ -334,7 +354,12 @@ vaes_clmul_avx2_features! {
             // and powers are loaded inside the loop (as memory operands)
             // instead of being hoisted into registers and spilled.
             let k = core::hint::black_box(k);
-            let (h, _) = data[if SEAL { i - 1 } else { i }].as_chunks::<32>();
+            let hashed: &[u8; STRIDE] = if OOP && !SEAL {
+                &src[i]
+            } else {
+                &data[if SEAL { i - 1 } else { i }]
+            };
+            let (h, _) = hashed.as_chunks::<32>();
             let mut s = counters(k, ctr);
             let mut sums = [_mm256_setzero_si256(); 3];
             let a = _mm256_shuffle_epi8(widen(acc), bswap());
@@ -364,9 +389,10 @@ vaes_clmul_avx2_features! {
             // so that its blocks are loaded again as `vpxor` memory operands
             // rather than kept from the hashing loads and spilled.
             let out = &mut data[i];
-            match src {
-                Some(src) if SEAL => xor_from(out, &src[i], &s),
-                _ => xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s),
+            if OOP {
+                xor_from(out, &src[i], &s);
+            } else {
+                xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s);
             }
         }
         if SEAL {
@@ -424,9 +450,10 @@ vaes_clmul_avx2_features! {
     /// values only in tests of the 32-bit wrap). Returns the tag over `aad`
     /// and the ciphertext.
     ///
-    /// In place, or, when sealing with `src` (exactly as long as `buf`),
-    /// from `src` into `buf`. A `src` of another length, or with `SEAL`
-    /// false, is ignored (in place), which callers never ask for.
+    /// In place, or, with `src` (exactly as long as `buf`), from `src` into
+    /// `buf`; when opening, the ciphertext hashed is then `src`'s. A `src`
+    /// of another length is ignored (in place), which callers never ask
+    /// for (`seal_to`/`open_to` pass equal lengths).
     fn crypt<const SEAL: bool>(
         k: &Key,
         nonce: &[u8; NONCE_LEN],
@@ -435,7 +462,7 @@ vaes_clmul_avx2_features! {
         buf: &mut [u8],
         src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
-        let src = src.filter(|s| SEAL && s.len() == buf.len());
+        let src = src.filter(|s| s.len() == buf.len());
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
@@ -449,8 +476,13 @@ vaes_clmul_avx2_features! {
 
         let mut acc = ghash_padded(k, _mm_setzero_si128(), aad);
         let (strides, _) = buf.as_chunks_mut::<STRIDE>();
-        let src_strides = src.map(|s| s.as_chunks::<STRIDE>().0);
-        acc = crypt_strides::<SEAL>(k, &mut ctr, acc, strides, src_strides);
+        acc = match src {
+            Some(src) => {
+                let (src_strides, _) = src.as_chunks::<STRIDE>();
+                crypt_strides::<SEAL, true>(k, &mut ctr, acc, strides, src_strides)
+            }
+            None => crypt_strides::<SEAL, false>(k, &mut ctr, acc, strides, &[]),
+        };
         let len = length_block(aad.len(), buf.len());
         let tail_at = buf.len() - buf.len() % STRIDE;
         let src_tail = src.map(|s| &s[tail_at..]);
@@ -539,6 +571,12 @@ mod tests {
                 let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut out, Some(&msg)) };
                 assert_eq!(out, want, "ct to, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "tag to, ctr0 {ctr0:#x} len {len}");
+                let mut back = vec![0x3cu8; len];
+                // SAFETY: as above.
+                let tag =
+                    unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut back, Some(&want)) };
+                assert_eq!(back, msg, "pt to, ctr0 {ctr0:#x} len {len}");
+                assert_eq!(tag, want_tag, "open tag to, ctr0 {ctr0:#x} len {len}");
                 // SAFETY: as above.
                 let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
