@@ -312,8 +312,9 @@ impl Aes256Gcm {
 
     /// Encrypts `plaintext` into `out`, which must be exactly as long, and
     /// returns the 16-byte tag: the same result as copying then
-    /// [`Aes256Gcm::seal_in_place`], but the VAES backend reads and writes
-    /// in one pass, which matters when the plaintext is not in cache.
+    /// [`Aes256Gcm::seal_in_place`], but the fused x86 backends read and
+    /// write in one pass, which matters when the plaintext is not in cache
+    /// (the portable backend copies, then seals in place).
     ///
     /// Each nonce must be used at most once per key. Errors, leaving `out`
     /// untouched, if the lengths differ, the nonce is not 12 bytes or a
@@ -356,8 +357,8 @@ impl Aes256Gcm {
 
     /// Decrypts `ciphertext` into `out`, which must be exactly as long, if
     /// `tag` authenticates it with `nonce` and `aad`: the same result as
-    /// copying then [`Aes256Gcm::open_in_place`], in one pass on the VAES
-    /// backend.
+    /// copying then [`Aes256Gcm::open_in_place`], in one pass on the fused
+    /// x86 backends.
     ///
     /// The tag is compared in constant time. On any failure `out` holds no
     /// plaintext: on a wrong tag it is zeroed, and on an input error

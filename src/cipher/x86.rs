@@ -159,7 +159,7 @@ impl Key {
     }
 
     /// Seals `src` into `out` (the same length; the caller checks): in one
-    /// pass on the VAES kernel, as a copy then an in-place seal otherwise.
+    /// pass on either kernel.
     pub(crate) fn seal_to(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -168,10 +168,7 @@ impl Key {
         out: &mut [u8],
     ) -> [u8; TAG_LEN] {
         match self {
-            Key::AesNiClmul(k) => {
-                out.copy_from_slice(src);
-                k.seal(nonce, aad, out)
-            }
+            Key::AesNiClmul(k) => k.seal_to(nonce, aad, src, out),
             Key::VaesClmulAvx2(k) => k.seal_to(nonce, aad, src, out),
         }
     }
@@ -186,10 +183,7 @@ impl Key {
         out: &mut [u8],
     ) -> [u8; TAG_LEN] {
         match self {
-            Key::AesNiClmul(k) => {
-                out.copy_from_slice(src);
-                k.open(nonce, aad, out)
-            }
+            Key::AesNiClmul(k) => k.open_to(nonce, aad, src, out),
             Key::VaesClmulAvx2(k) => k.open_to(nonce, aad, src, out),
         }
     }

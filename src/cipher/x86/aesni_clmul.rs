@@ -68,7 +68,7 @@ impl Key {
     ) -> [u8; TAG_LEN] {
         let _cpu: AesNiClmul = self.cpu;
         // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
-        unsafe { crypt::<true>(self, nonce, 2, aad, buf) }
+        unsafe { crypt::<true>(self, nonce, 2, aad, buf, None) }
     }
 
     pub(crate) fn open(
@@ -79,7 +79,40 @@ impl Key {
     ) -> [u8; TAG_LEN] {
         let _cpu: AesNiClmul = self.cpu;
         // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
-        unsafe { crypt::<false>(self, nonce, 2, aad, buf) }
+        unsafe { crypt::<false>(self, nonce, 2, aad, buf, None) }
+    }
+
+    /// Seals `src` into `out` (the same length; the caller checks) in one
+    /// pass: each stride is read from `src` and written to `out`.
+    pub(crate) fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        // Equal lengths are the caller's contract; were they to differ, the
+        // common prefix is sealed from `src` (never `out`'s old bytes).
+        let n = src.len().min(out.len());
+        let _cpu: AesNiClmul = self.cpu;
+        // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
+        unsafe { crypt::<true>(self, nonce, 2, aad, &mut out[..n], Some(&src[..n])) }
+    }
+
+    /// Decrypts `src` into `out` (the same length; the caller checks) in one
+    /// pass; returns the expected tag, computed over `src` (the caller
+    /// compares it and wipes `out` on a mismatch).
+    pub(crate) fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let n = src.len().min(out.len());
+        let _cpu: AesNiClmul = self.cpu;
+        // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
+        unsafe { crypt::<false>(self, nonce, 2, aad, &mut out[..n], Some(&src[..n])) }
     }
 }
 
@@ -223,6 +256,16 @@ aesni_clmul_features! {
         }
     }
 
+    /// `out = src ^ ks`.
+    #[inline]
+    fn xor_from(out: &mut [u8; STRIDE], src: &[u8; STRIDE], ks: &[__m128i; BLOCKS]) {
+        let (out, _) = out.as_chunks_mut::<16>();
+        let (src, _) = src.as_chunks::<16>();
+        for ((o, i), ks) in out.iter_mut().zip(src).zip(ks) {
+            store(o, _mm_xor_si128(load(i), *ks));
+        }
+    }
+
     /// The stitched kernel, over whole strides (any number, none included).
     /// Each iteration runs the AES rounds of 8 counter blocks interleaved
     /// with the GHASH of 8 ciphertext blocks and one reduction: when
@@ -230,18 +273,29 @@ aesni_clmul_features! {
     /// stride is only encrypted, the last only hashed after the loop); when
     /// opening, those of the current stride, before it is overwritten.
     /// Returns the new accumulator.
-    fn crypt_strides<const SEAL: bool>(
+    ///
+    /// With `OOP` (out of place), the input is read from `src` (as many
+    /// strides as `data`) and `data` is only written: when sealing, `data`
+    /// is hashed after it is written; when opening, `src` is hashed.
+    /// Without it `src` is ignored. A const parameter, so that the in-place
+    /// loop compiles exactly as it would without the out-of-place one.
+    fn crypt_strides<const SEAL: bool, const OOP: bool>(
         k: &Key,
         ctr: &mut __m128i,
         mut acc: __m128i,
         data: &mut [[u8; STRIDE]],
+        src: &[[u8; STRIDE]],
     ) -> __m128i {
         let n = data.len();
         if n == 0 {
             return acc;
         }
         let start = if SEAL {
-            xor_into(&mut data[0], &keystream(k, ctr));
+            if OOP {
+                xor_from(&mut data[0], &src[0], &keystream(k, ctr));
+            } else {
+                xor_into(&mut data[0], &keystream(k, ctr));
+            }
             1
         } else {
             0
@@ -251,7 +305,12 @@ aesni_clmul_features! {
             // and powers are loaded inside the loop (as memory operands)
             // instead of being hoisted into registers and spilled.
             let k = core::hint::black_box(k);
-            let (h, _) = data[if SEAL { i - 1 } else { i }].as_chunks::<16>();
+            let hashed: &[u8; STRIDE] = if OOP && !SEAL {
+                &src[i]
+            } else {
+                &data[if SEAL { i - 1 } else { i }]
+            };
+            let (h, _) = hashed.as_chunks::<16>();
             let mut s = counters(k, ctr);
             let mut sums = [_mm_setzero_si128(); 3];
             let a = _mm_shuffle_epi8(acc, ks::bswap_mask());
@@ -277,7 +336,11 @@ aesni_clmul_features! {
                 round(k, &mut s, r);
             }
             last_round(k, &mut s);
-            xor_into(&mut data[i], &s);
+            if OOP {
+                xor_from(&mut data[i], &src[i], &s);
+            } else {
+                xor_into(&mut data[i], &s);
+            }
         }
         if SEAL {
             acc = ghash_upto8(k, acc, &data[n - 1], BLOCKS);
@@ -286,16 +349,18 @@ aesni_clmul_features! {
     }
 
     /// The last partial stride (1 to 127 bytes), through a zero-padded copy
-    /// on the stack.
+    /// on the stack. With `src` (as long as `tail`), the input is read from
+    /// it and `tail` is only written.
     fn crypt_tail<const SEAL: bool>(
         k: &Key,
         ctr: &mut __m128i,
         mut acc: __m128i,
         tail: &mut [u8],
+        src: Option<&[u8]>,
     ) -> __m128i {
         let n = tail.len().div_ceil(16);
         let mut tmp = [0u8; STRIDE];
-        tmp[..tail.len()].copy_from_slice(tail);
+        tmp[..tail.len()].copy_from_slice(src.unwrap_or(tail));
         if !SEAL {
             acc = ghash_upto8(k, acc, &tmp, n);
         }
@@ -316,13 +381,20 @@ aesni_clmul_features! {
 
     /// GCM with the first message block at counter `ctr0` (2 in GCM; other
     /// values only in tests of the 32-bit wrap).
+    ///
+    /// In place, or, with `src` (exactly as long as `buf`), from `src` into
+    /// `buf`; when opening, the ciphertext hashed is then `src`'s. A `src`
+    /// of another length is ignored (in place), which callers never ask
+    /// for (`seal_to`/`open_to` pass equal lengths).
     fn crypt<const SEAL: bool>(
         k: &Key,
         nonce: &[u8; NONCE_LEN],
         ctr0: u32,
         aad: &[u8],
         buf: &mut [u8],
+        src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
+        let src = src.filter(|s| s.len() == buf.len());
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
@@ -332,11 +404,18 @@ aesni_clmul_features! {
 
         let mut acc = ghash_padded(k, _mm_setzero_si128(), aad);
         let (strides, _) = buf.as_chunks_mut::<STRIDE>();
-        acc = crypt_strides::<SEAL>(k, &mut ctr, acc, strides);
+        acc = match src {
+            Some(src) => {
+                let (src_strides, _) = src.as_chunks::<STRIDE>();
+                crypt_strides::<SEAL, true>(k, &mut ctr, acc, strides, src_strides)
+            }
+            None => crypt_strides::<SEAL, false>(k, &mut ctr, acc, strides, &[]),
+        };
         let len = length_block(aad.len(), buf.len());
         let tail_at = buf.len() - buf.len() % STRIDE;
         if tail_at < buf.len() {
-            acc = crypt_tail::<SEAL>(k, &mut ctr, acc, &mut buf[tail_at..]);
+            let src_tail = src.map(|s| &s[tail_at..]);
+            acc = crypt_tail::<SEAL>(k, &mut ctr, acc, &mut buf[tail_at..], src_tail);
         }
         let len = _mm_shuffle_epi8(load(&len), ks::bswap_mask());
         acc = ks::dot(_mm_xor_si128(acc, len), k.pows[BLOCKS - 1]);
@@ -412,11 +491,23 @@ mod tests {
                 let want_tag = reference(&key, &nonce, ctr0, b"aad", &mut want);
                 let mut got = msg.clone();
                 // SAFETY: `cpu` is a `AesNiClmul` witness from `detect()`.
-                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut got) };
+                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, want, "ct, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "tag, ctr0 {ctr0:#x} len {len}");
+                // Out of place, into buffers of garbage.
+                let mut out = vec![0xa5u8; len];
                 // SAFETY: as above.
-                let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got) };
+                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut out, Some(&msg)) };
+                assert_eq!(out, want, "ct to, ctr0 {ctr0:#x} len {len}");
+                assert_eq!(tag, want_tag, "tag to, ctr0 {ctr0:#x} len {len}");
+                let mut back = vec![0x3cu8; len];
+                // SAFETY: as above.
+                let tag =
+                    unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut back, Some(&want)) };
+                assert_eq!(back, msg, "pt to, ctr0 {ctr0:#x} len {len}");
+                assert_eq!(tag, want_tag, "open tag to, ctr0 {ctr0:#x} len {len}");
+                // SAFETY: as above.
+                let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "open tag, ctr0 {ctr0:#x} len {len}");
             }
