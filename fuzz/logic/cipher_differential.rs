@@ -98,12 +98,33 @@ pub fn run(data: &[u8]) {
             tampered.iter().all(|&x| x == 0),
             "{backend}: released unauthenticated bytes"
         );
+        let mut out = vec![0x3cu8; t_ct.len()];
+        let r = gcm.open_to(&t_nonce, &t_aad, &t_ct, &t_tag, &mut out);
+        assert!(r.is_err(), "{backend}: open_to accepted a one-bit change");
+        assert!(
+            out.iter().all(|&x| x == 0),
+            "{backend}: open_to released unauthenticated bytes"
+        );
 
         let mut raw = msg.to_vec();
         let ok = gcm.open_in_place(nonce, aad, &mut raw, &ref_tag).is_ok();
         assert_eq!(ok, ref_raw_ok, "{backend}: verdict on raw input differs");
         if ok {
             assert_eq!(raw, ref_raw);
+        }
+        let mut raw_to = vec![0x3cu8; msg.len()];
+        let ok_to = gcm.open_to(nonce, aad, msg, &ref_tag, &mut raw_to).is_ok();
+        assert_eq!(
+            ok_to, ref_raw_ok,
+            "{backend}: open_to verdict on raw input differs"
+        );
+        if ok_to {
+            assert_eq!(raw_to, ref_raw);
+        } else {
+            assert!(
+                raw_to.iter().all(|&x| x == 0),
+                "{backend}: open_to left bytes"
+            );
         }
         black_box(&raw);
     }

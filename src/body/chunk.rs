@@ -261,7 +261,7 @@ impl ChunkKey {
                 .err()
             })
         };
-        let failed = if chunks < 2 * GROUP_CHUNKS {
+        let failed = if one_group(sealed.len()) {
             pieces
                 .into_iter()
                 .enumerate()
