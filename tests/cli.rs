@@ -599,6 +599,50 @@ fn kms_commands() {
 }
 
 #[test]
+fn kms_rotation_period_and_purge() {
+    let e = Env::new();
+    e.ok(&["kms", "create-key", "--alias", "alias/r"]);
+    e.ok(&["kms", "set-rotation", "alias/r", "--days", "90"]);
+    e.ok(&["kms", "set-rotation", "alias/r", "--off"]);
+    for bad in [
+        &["kms", "set-rotation", "alias/r", "--days", "0"][..],
+        &["kms", "set-rotation", "alias/r", "--days", "3000"],
+        &["kms", "set-rotation", "alias/r"],
+        &["kms", "set-rotation", "alias/r", "--days", "9", "--off"],
+    ] {
+        let out = e.run(bad);
+        assert_eq!(code(&out), 1, "{bad:?}: {}", stderr(&out));
+    }
+    let out = e.run(&["kms", "set-rotation", "alias/nope", "--days", "9"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    // A key scheduled for deletion is not due for 7 days: purge keeps it.
+    e.ok(&["kms", "schedule-deletion", "alias/r", "--days", "7"]);
+    let purge = e.ok(&["kms", "purge"]);
+    assert!(
+        purge.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&purge.stdout)
+    );
+    let list = e.ok(&["kms", "list", "--json"]);
+    let keys: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let audit = e.ok(&["kms", "audit", "--json"]);
+    let ops: Vec<String> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["operation"].to_string())
+        .collect();
+    assert_eq!(
+        ops.iter().filter(|o| o.contains("SetKeyRotation")).count(),
+        3,
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter().any(|o| o.contains("PurgeDueDeletions")),
+        "{ops:?}"
+    );
+}
+
+#[test]
 fn bench_runs_small() {
     let e = Env::new();
     let out = e.ok(&["bench", "--size", "256KiB", "--threads", "1", "2", "--json"]);

@@ -26,6 +26,8 @@ Examples:
   objseal kms disable alias/backups       # opening its objects now fails (exit 3)
   objseal kms enable alias/backups
   objseal kms schedule-deletion alias/backups --days 7
+  objseal kms purge                       # destroys keys whose deletion date has passed
+  objseal kms set-rotation alias/backups --days 365
   objseal kms audit --key alias/objseal --since 1h";
 
 /// `objseal keys ...`.
@@ -98,6 +100,20 @@ pub enum KmsCommand {
         /// Key id, ARN or alias.
         key: String,
     },
+    /// Turn automatic rotation on (every N days) or off.
+    SetRotation {
+        /// Key id, ARN or alias.
+        key: String,
+        /// Rotate every this many days (1 to 2560).
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        days: Option<u32>,
+        /// Turn automatic rotation off.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Destroy the keys whose scheduled deletion date has passed (their
+    /// objects can no longer be opened).
+    Purge,
     /// Name a key with an alias.
     Alias {
         /// `alias/NAME`.
@@ -283,6 +299,33 @@ pub fn kms(ctx: &Ctx, c: KmsCommand) -> Result<(), Failure> {
         KmsCommand::Rotate { key } => {
             let v = kms.rotate_key(&key, PRINCIPAL).map_err(at)?;
             println!("{v}");
+        }
+        KmsCommand::SetRotation { key, days, off } => {
+            let period = match (days, off) {
+                (_, true) => None,
+                (Some(d @ 1..=2560), false) => {
+                    Some(std::time::Duration::from_secs(u64::from(d) * 86_400))
+                }
+                (Some(d), false) => {
+                    return Err(Failure::usage(format!(
+                        "--days {d}: automatic rotation takes 1 to 2560 days"
+                    )));
+                }
+                (None, false) => return Err(Failure::usage("give --days N or --off")),
+            };
+            kms.set_rotation_period(&key, period, PRINCIPAL)
+                .map_err(at)?;
+            done(match days.filter(|_| !off) {
+                Some(d) => format!("{key} rotates automatically every {d} days"),
+                None => format!("{key} automatic rotation off"),
+            });
+        }
+        KmsCommand::Purge => {
+            let removed = kms.purge_due_deletions(PRINCIPAL).map_err(at)?;
+            for arn in &removed {
+                println!("{arn}");
+            }
+            done(format!("{} key(s) destroyed", removed.len()));
         }
         KmsCommand::Alias { alias, key } => {
             kms.create_alias(&alias, &key, PRINCIPAL).map_err(at)?;
