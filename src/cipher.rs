@@ -306,7 +306,7 @@ impl Aes256Gcm {
         Ok(match &self.engine {
             Engine::Portable(k) => k.seal(nonce, aad, buf),
             #[cfg(target_arch = "x86_64")]
-            Engine::X86(k) => k.seal(nonce, aad, buf),
+            Engine::X86(k) => k.seal(nonce, aad, buf, None),
         })
     }
 
@@ -351,7 +351,7 @@ impl Aes256Gcm {
                 k.seal(nonce, aad, out)
             }
             #[cfg(target_arch = "x86_64")]
-            Engine::X86(k) => k.seal_to(nonce, aad, plaintext, out),
+            Engine::X86(k) => k.seal(nonce, aad, out, Some(plaintext)),
         })
     }
 
@@ -402,7 +402,7 @@ impl Aes256Gcm {
                 k.open(nonce, aad, out)
             }
             #[cfg(target_arch = "x86_64")]
-            Engine::X86(k) => k.open_to(nonce, aad, ciphertext, out),
+            Engine::X86(k) => k.open(nonce, aad, out, Some(ciphertext)),
         };
         let ok: bool = expected.ct_eq(tag).into();
         expected.zeroize();
@@ -433,7 +433,7 @@ impl Aes256Gcm {
         let mut expected = match &self.engine {
             Engine::Portable(k) => k.open(nonce, aad, buf),
             #[cfg(target_arch = "x86_64")]
-            Engine::X86(k) => k.open(nonce, aad, buf),
+            Engine::X86(k) => k.open(nonce, aad, buf, None),
         };
         let ok: bool = expected.ct_eq(tag).into();
         expected.zeroize();

@@ -103,6 +103,13 @@ pub(crate) fn features() -> Vec<(&'static str, bool)> {
     ]
 }
 
+/// `buf` and `src` cut to their common length, so a kernel never reads
+/// past either (callers pass equal lengths).
+fn prefix<'a, 'b>(buf: &'a mut [u8], src: Option<&'b [u8]>) -> (&'a mut [u8], Option<&'b [u8]>) {
+    let n = src.map_or(buf.len(), |s| s.len().min(buf.len()));
+    (&mut buf[..n], src.map(|s| &s[..n]))
+}
+
 /// Whether an x86 backend can run here.
 pub(crate) fn check(backend: Backend) -> Result<(), &'static str> {
     match backend {
@@ -146,59 +153,33 @@ impl Key {
         }
     }
 
+    /// Seals `buf` in place, or `src` into `buf` in one pass (the same
+    /// length; the caller checks).
     pub(crate) fn seal(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buf: &mut [u8],
+        src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
         match self {
-            Key::AesNiClmul(k) => k.seal(nonce, aad, buf),
-            Key::VaesClmulAvx2(k) => k.seal(nonce, aad, buf),
+            Key::AesNiClmul(k) => k.seal(nonce, aad, buf, src),
+            Key::VaesClmulAvx2(k) => k.seal(nonce, aad, buf, src),
         }
     }
 
-    /// Seals `src` into `out` (the same length; the caller checks): in one
-    /// pass on either kernel.
-    pub(crate) fn seal_to(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        src: &[u8],
-        out: &mut [u8],
-    ) -> [u8; TAG_LEN] {
-        match self {
-            Key::AesNiClmul(k) => k.seal_to(nonce, aad, src, out),
-            Key::VaesClmulAvx2(k) => k.seal_to(nonce, aad, src, out),
-        }
-    }
-
-    /// Decrypts `src` into `out` (the same length; the caller checks);
-    /// returns the expected tag, computed over `src`.
-    pub(crate) fn open_to(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        src: &[u8],
-        out: &mut [u8],
-    ) -> [u8; TAG_LEN] {
-        match self {
-            Key::AesNiClmul(k) => k.open_to(nonce, aad, src, out),
-            Key::VaesClmulAvx2(k) => k.open_to(nonce, aad, src, out),
-        }
-    }
-
-    /// Decrypts in place; returns the expected tag, computed over the
-    /// ciphertext (the caller compares it).
+    /// Decrypts `buf` in place, or `src` into `buf`; returns the expected
+    /// tag, computed over the ciphertext (the caller compares it).
     pub(crate) fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buf: &mut [u8],
+        src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
         match self {
-            Key::AesNiClmul(k) => k.open(nonce, aad, buf),
-            Key::VaesClmulAvx2(k) => k.open(nonce, aad, buf),
+            Key::AesNiClmul(k) => k.open(nonce, aad, buf, src),
+            Key::VaesClmulAvx2(k) => k.open(nonce, aad, buf, src),
         }
     }
 }

@@ -17,6 +17,7 @@ use zeroize::Zeroize;
 
 use super::AesNiClmul;
 use super::key_schedule::{self as ks, ROUND_KEYS, load, store};
+use super::prefix;
 use crate::cipher::{NONCE_LEN, TAG_LEN, length_block};
 
 /// Blocks per stride.
@@ -60,59 +61,37 @@ impl Key {
         k
     }
 
+    /// Seals `buf` in place, or, with `src`, seals `src` into `buf` in one
+    /// pass (each stride read from `src`, written to `buf`). Equal lengths
+    /// are the caller's contract; were they to differ, only the common
+    /// prefix is sealed, from `src` (never `buf`'s old bytes).
     pub(crate) fn seal(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buf: &mut [u8],
+        src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
+        let (buf, src) = prefix(buf, src);
         let _cpu: AesNiClmul = self.cpu;
         // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
-        unsafe { crypt::<true>(self, nonce, 2, aad, buf, None) }
+        unsafe { crypt::<true>(self, nonce, 2, aad, buf, src) }
     }
 
+    /// Decrypts `buf` in place, or `src` into `buf` (as [`Key::seal`]);
+    /// returns the expected tag, computed over the ciphertext (the caller
+    /// compares it and wipes `buf` on a mismatch).
     pub(crate) fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buf: &mut [u8],
+        src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
+        let (buf, src) = prefix(buf, src);
         let _cpu: AesNiClmul = self.cpu;
         // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
-        unsafe { crypt::<false>(self, nonce, 2, aad, buf, None) }
-    }
-
-    /// Seals `src` into `out` (the same length; the caller checks) in one
-    /// pass: each stride is read from `src` and written to `out`.
-    pub(crate) fn seal_to(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        src: &[u8],
-        out: &mut [u8],
-    ) -> [u8; TAG_LEN] {
-        // Equal lengths are the caller's contract; were they to differ, the
-        // common prefix is sealed from `src` (never `out`'s old bytes).
-        let n = src.len().min(out.len());
-        let _cpu: AesNiClmul = self.cpu;
-        // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
-        unsafe { crypt::<true>(self, nonce, 2, aad, &mut out[..n], Some(&src[..n])) }
-    }
-
-    /// Decrypts `src` into `out` (the same length; the caller checks) in one
-    /// pass; returns the expected tag, computed over `src` (the caller
-    /// compares it and wipes `out` on a mismatch).
-    pub(crate) fn open_to(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        src: &[u8],
-        out: &mut [u8],
-    ) -> [u8; TAG_LEN] {
-        let n = src.len().min(out.len());
-        let _cpu: AesNiClmul = self.cpu;
-        // SAFETY: `_cpu` is an `AesNiClmul` witness (see `new`).
-        unsafe { crypt::<false>(self, nonce, 2, aad, &mut out[..n], Some(&src[..n])) }
+        unsafe { crypt::<false>(self, nonce, 2, aad, buf, src) }
     }
 }
 
