@@ -40,6 +40,30 @@ pub(super) fn store(b: &mut [u8; 16], v: __m128i) {
     unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), v) }
 }
 
+/// How far ahead of the stride being processed the kernels prefetch their
+/// input. Measured on the 256 MiB body seal (input and output far out of
+/// cache, `cargo bench --bench ratios`): 2 KiB ahead raised one thread from
+/// 4.9 to 5.7–6.0 GB/s and two from 9.0–9.2 to 10.6–11.3 GB/s, 1.01–1.05×
+/// `copy_from_slice` of the same bytes (0.85–0.87× before); the hardware
+/// prefetchers alone leave the kernel waiting on memory. In cache the
+/// hint costs a load-port slot per line: the in-cache ratios did not move.
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Hints that the `N` bytes at `PREFETCH_AHEAD` past `stride` (one
+/// kernel stride) will be read soon: one prefetch per 64-byte line.
+#[inline]
+pub(super) fn prefetch_ahead<const N: usize>(stride: &[u8; N]) {
+    let ahead = stride.as_ptr().wrapping_add(PREFETCH_AHEAD);
+    for line in (0..N).step_by(64) {
+        // SAFETY: SSE is baseline on x86-64. A prefetch is a hint: it
+        // reads nothing the program can observe and never faults, so an
+        // address past the end of the buffer (the last strides of a
+        // message) is harmless; `wrapping_add` keeps the pointer
+        // arithmetic defined for any address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast()) };
+    }
+}
+
 /// Overwrites a stack buffer that held keystream or plaintext, with writes
 /// the compiler may not drop (16 bytes at a time, unlike a byte-wise wipe).
 pub(super) fn wipe<const N: usize>(buf: &mut [u8; N]) {

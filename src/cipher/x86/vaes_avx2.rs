@@ -332,6 +332,7 @@ vaes_clmul_avx2_features! {
             // and powers are loaded inside the loop (as memory operands)
             // instead of being hoisted into registers and spilled.
             let k = core::hint::black_box(k);
+            ks::prefetch_ahead(if OOP { &src[i] } else { &data[i] });
             let hashed: &[u8; STRIDE] = if OOP && !SEAL {
                 &src[i]
             } else {
