@@ -24,6 +24,13 @@ use crate::cipher::{NONCE_LEN, TAG_LEN, length_block};
 const BLOCKS: usize = 8;
 /// Bytes per stride.
 const STRIDE: usize = 16 * BLOCKS;
+/// When sealing, the stride hashed in each iteration is the one written
+/// `LAG` iterations earlier: with the one just before it, the hashing
+/// loads waited on the stores of the previous iteration's last round and
+/// the scheduler filled with hashing work it could not start.
+const LAG: usize = 2;
+/// Values of the counter's low byte: the first-round table's length.
+const LOW_BYTES: usize = 256;
 
 /// A keyed AES-NI kernel: round keys and hash-key powers, zeroized on drop.
 pub(crate) struct Key {
@@ -36,6 +43,10 @@ pub(crate) struct Key {
     pows: [__m128i; BLOCKS],
     /// `lo ^ hi` of each entry of `pows`, in both halves (Karatsuba).
     mids: [__m128i; BLOCKS],
+    /// `first[t]`: what a low counter byte of `t` adds to the first AES
+    /// round of a counter block whose low byte is 0 (see [`first_round`]).
+    /// Indexed only by the counter, which is public.
+    first: [__m128i; LOW_BYTES],
 }
 
 impl Drop for Key {
@@ -43,6 +54,7 @@ impl Drop for Key {
         self.rk.zeroize();
         self.pows.zeroize();
         self.mids.zeroize();
+        self.first.zeroize();
     }
 }
 
@@ -54,6 +66,7 @@ impl Key {
             rk: [zero; ROUND_KEYS],
             pows: [zero; BLOCKS],
             mids: [zero; BLOCKS],
+            first: [zero; LOW_BYTES],
         });
         // SAFETY: `cpu` is an `AesNiClmul` witness, which only `detect()`
         // creates after checking every feature `init` is compiled for.
@@ -111,6 +124,79 @@ aesni_clmul_features! {
         }
         powers.zeroize();
         rk.zeroize();
+        // Round 1 is `aesenc(x, rk1) = MixColumns(ShiftRows(SubBytes(x))) ^
+        // rk1`, where only SubBytes is not linear, and it acts on each byte
+        // alone. Counter blocks that differ only in their last byte (the
+        // counter's low byte) therefore differ after round 1 by a value
+        // that depends on that byte alone: whitened with rk0, the byte is
+        // `t ^ rk0[15]`, and the difference from `t = 0` is
+        // `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)` (every other byte of
+        // rk0 passes through SubBytes alike on both sides and cancels).
+        let zero = _mm_setzero_si128();
+        let base = _mm_aesenc_si128(k.rk[0], zero);
+        for (t, out) in k.first.iter_mut().enumerate() {
+            let x = _mm_xor_si128(k.rk[0], low_byte(t as u8));
+            *out = _mm_xor_si128(_mm_aesenc_si128(x, zero), base);
+        }
+    }
+
+    /// The block holding `t` as its last byte (the low byte of the
+    /// counter, in the block's own order) and zero elsewhere.
+    #[inline]
+    fn low_byte(t: u8) -> __m128i {
+        _mm_insert_epi8::<15>(_mm_setzero_si128(), i32::from(t))
+    }
+
+    /// Round 1 of the counter block in `ctr`'s 256-block segment whose low
+    /// byte is 0: `r1` of [`first_round`].
+    #[inline]
+    fn segment_round1(k: &Key, ctr: __m128i) -> __m128i {
+        let c = _mm_andnot_si128(_mm_cvtsi32_si128(0xff), ctr);
+        let x = _mm_xor_si128(_mm_shuffle_epi8(c, ks::bswap_mask()), k.rk[0]);
+        _mm_aesenc_si128(x, k.rk[1])
+    }
+
+    /// The next stride's 8 counter blocks after AES round 1 (whitening
+    /// included), for the counter block `ctr` (byte-reversed) with its
+    /// counter replaced by `c`; advances `c` by 8, and updates `r1` (round
+    /// 1 of the current segment's block with low byte 0) when the stride
+    /// ends its segment. The counter is carried in a general register, so
+    /// the table loads that start a stride's AES rounds wait on nothing.
+    ///
+    /// When the 8 low bytes `t0 .. t0 + 8` do not wrap (31 strides in 32),
+    /// round 1 of block `j` is `r1 ^ first[t0 + j]`: one XOR with a table
+    /// entry instead of the counter arithmetic, the whitening XOR and an
+    /// `aesenc`, as the vector ports are this kernel's bottleneck. The
+    /// branch and the table index are the counter, which is public.
+    #[inline]
+    fn first_round(k: &Key, ctr: __m128i, c: &mut u32, r1: &mut __m128i) -> [__m128i; BLOCKS] {
+        let t0 = (*c & 0xff) as usize;
+        let s = match k.first.get(t0..t0 + BLOCKS) {
+            Some(first) => {
+                let mut s = [*r1; BLOCKS];
+                for (s, f) in s.iter_mut().zip(first) {
+                    *s = _mm_xor_si128(*s, *f);
+                }
+                s
+            }
+            None => {
+                let mut ctr = with_counter(ctr, *c);
+                let mut s = counters(k, &mut ctr);
+                round(k, &mut s, 1);
+                s
+            }
+        };
+        *c = c.wrapping_add(BLOCKS as u32);
+        if t0 + BLOCKS >= LOW_BYTES {
+            *r1 = segment_round1(k, with_counter(ctr, *c));
+        }
+        s
+    }
+
+    /// The byte-reversed counter block `ctr` with its counter set to `c`.
+    #[inline]
+    fn with_counter(ctr: __m128i, c: u32) -> __m128i {
+        _mm_insert_epi32::<0>(ctr, c as i32)
     }
 
     /// The 8 counter blocks of the next stride, whitened with round key 0;
@@ -269,17 +355,17 @@ aesni_clmul_features! {
         if n == 0 {
             return acc;
         }
-        let start = if SEAL {
+        let lag = if SEAL { LAG.min(n) } else { 0 };
+        for i in 0..lag {
             if OOP {
-                xor_from(&mut data[0], &src[0], &keystream(k, ctr));
+                xor_from(&mut data[i], &src[i], &keystream(k, ctr));
             } else {
-                xor_into(&mut data[0], &keystream(k, ctr));
+                xor_into(&mut data[i], &keystream(k, ctr));
             }
-            1
-        } else {
-            0
-        };
-        for i in start..n {
+        }
+        let mut r1 = segment_round1(k, *ctr);
+        let mut c = _mm_cvtsi128_si32(*ctr) as u32;
+        for i in lag..n {
             // An opaque copy of the key reference, so that the round keys
             // and powers are loaded inside the loop (as memory operands)
             // instead of being hoisted into registers and spilled.
@@ -288,10 +374,10 @@ aesni_clmul_features! {
             let hashed: &[u8; STRIDE] = if OOP && !SEAL {
                 &src[i]
             } else {
-                &data[if SEAL { i - 1 } else { i }]
+                &data[if SEAL { i - LAG } else { i }]
             };
             let (h, _) = hashed.as_chunks::<16>();
-            let mut s = counters(k, ctr);
+            let mut s = first_round(k, *ctr, &mut c, &mut r1);
             let mut sums = [_mm_setzero_si128(); 3];
             let a = _mm_shuffle_epi8(acc, ks::bswap_mask());
             macro_rules! step {
@@ -302,15 +388,14 @@ aesni_clmul_features! {
                     mul_add(k, &mut sums, x, $j);
                 };
             }
-            step!(1, 0);
-            step!(2, 1);
-            step!(3, 2);
-            step!(4, 3);
-            step!(5, 4);
-            step!(6, 5);
-            step!(7, 6);
-            step!(8, 7);
-            round(k, &mut s, 9);
+            step!(2, 0);
+            step!(3, 1);
+            step!(4, 2);
+            step!(5, 3);
+            step!(6, 4);
+            step!(7, 5);
+            step!(8, 6);
+            step!(9, 7);
             acc = finish(&sums);
             for r in 10..ROUND_KEYS - 1 {
                 round(k, &mut s, r);
@@ -327,8 +412,11 @@ aesni_clmul_features! {
                 xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s);
             }
         }
+        *ctr = with_counter(*ctr, c);
         if SEAL {
-            acc = ghash_upto8(k, acc, &data[n - 1], BLOCKS);
+            for d in &data[n - lag..] {
+                acc = ghash_upto8(k, acc, d, BLOCKS);
+            }
         }
         acc
     }
