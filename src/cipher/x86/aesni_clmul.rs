@@ -1,15 +1,20 @@
 //! AES-256-GCM on 128-bit registers with AES-NI and PCLMULQDQ, for CPUs
 //! without VAES: the design of [`super::vaes_avx2`] one block per register.
 //!
-//! The message is processed in strides of 8 blocks. In each stride the 14
-//! AES rounds of 8 counter blocks are interleaved with the GHASH of 8 other
-//! blocks (the previous stride's ciphertext when sealing, the current
-//! stride's ciphertext, before it is overwritten, when opening), each
-//! multiplied by its own power `K_8 … K_1` with three carry-less multiplies
-//! (Karatsuba), summed unreduced and reduced once per stride. Counters are
-//! added in 32-bit lanes, so they wrap as inc32 of SP 800-38D requires.
+//! The message is processed in strides of 8 blocks. In each stride the AES
+//! rounds of 8 counter blocks are interleaved with the GHASH of 8 other
+//! blocks (when sealing, the ciphertext written two strides earlier; when
+//! opening, the current stride's ciphertext, before it is overwritten),
+//! each multiplied by its own power of the hash key with three carry-less
+//! multiplies (Karatsuba), summed unreduced and reduced once per pair of
+//! strides (powers `K_16 … K_1`). Round 1 comes from a per-key table of
+//! what the counter's low byte contributes to it (see [`first_round`]), so
+//! a block's whitening, counter arithmetic and first `aesenc` are one XOR:
+//! the vector ports, not the AES unit, bound this kernel. Counters are
+//! 32-bit, so they wrap as inc32 of SP 800-38D requires.
 //!
-//! Nothing branches on or indexes memory by secret data.
+//! Nothing branches on or indexes memory by secret data (the round-1
+//! table is indexed by the counter, which is public).
 
 use core::arch::x86_64::*;
 
@@ -29,6 +34,9 @@ const STRIDE: usize = 16 * BLOCKS;
 /// loads waited on the stores of the previous iteration's last round and
 /// the scheduler filled with hashing work it could not start.
 const LAG: usize = 2;
+/// Hash-key powers kept: two strides' worth, so that the main loop reduces
+/// once per pair of strides.
+const POWERS: usize = 2 * BLOCKS;
 /// Values of the counter's low byte: the first-round table's length.
 const LOW_BYTES: usize = 256;
 
@@ -39,10 +47,10 @@ pub(crate) struct Key {
     /// Round keys. The tables hold `__m128i` (16-byte aligned) so that the
     /// legacy-SSE `aesenc`/`pclmulqdq` can take them as memory operands.
     rk: [__m128i; ROUND_KEYS],
-    /// `pows[i] = K_(8-i)`: the j-th of n blocks (from 0) takes `pows[8 - n + j]`.
-    pows: [__m128i; BLOCKS],
+    /// `pows[i] = K_(16-i)`: the j-th of n blocks (from 0) takes `pows[16 - n + j]`.
+    pows: [__m128i; POWERS],
     /// `lo ^ hi` of each entry of `pows`, in both halves (Karatsuba).
-    mids: [__m128i; BLOCKS],
+    mids: [__m128i; POWERS],
     /// `first[t]`: what a low counter byte of `t` adds to the first AES
     /// round of a counter block whose low byte is 0 (see [`first_round`]).
     /// Indexed only by the counter, which is public.
@@ -64,8 +72,8 @@ impl Key {
         let mut k = Box::new(Key {
             cpu,
             rk: [zero; ROUND_KEYS],
-            pows: [zero; BLOCKS],
-            mids: [zero; BLOCKS],
+            pows: [zero; POWERS],
+            mids: [zero; POWERS],
             first: [zero; LOW_BYTES],
         });
         // SAFETY: `cpu` is an `AesNiClmul` witness, which only `detect()`
@@ -115,7 +123,7 @@ aesni_clmul_features! {
         for (out, rk) in k.rk.iter_mut().zip(&rk) {
             *out = load(rk);
         }
-        let mut powers = [[0u8; 16]; BLOCKS];
+        let mut powers = [[0u8; 16]; POWERS];
         ks::hash_powers(&rk, &mut powers);
         for (i, p) in powers.iter().rev().enumerate() {
             let v = load(p);
@@ -294,7 +302,7 @@ aesni_clmul_features! {
         for (j, b) in blocks.iter().take(n).enumerate() {
             let x = load(b);
             let x = if j == 0 { _mm_xor_si128(x, acc) } else { x };
-            mul_add(k, &mut sums, x, BLOCKS - n + j);
+            mul_add(k, &mut sums, x, POWERS - n + j);
         }
         finish(&sums)
     }
@@ -333,11 +341,12 @@ aesni_clmul_features! {
 
     /// The stitched kernel, over whole strides (any number, none included).
     /// Each iteration runs the AES rounds of 8 counter blocks interleaved
-    /// with the GHASH of 8 ciphertext blocks and one reduction: when
-    /// sealing, those of the previous stride (already written; the first
-    /// stride is only encrypted, the last only hashed after the loop); when
-    /// opening, those of the current stride, before it is overwritten.
-    /// Returns the new accumulator.
+    /// with the GHASH products of 8 ciphertext blocks, and every second
+    /// iteration (or a last odd one) reduces: when sealing, the blocks of
+    /// the stride written `LAG` (2) iterations before (the first two
+    /// strides are only encrypted, the last two only hashed after the
+    /// loop); when opening, those of the current stride, before it is
+    /// overwritten. Returns the new accumulator.
     ///
     /// With `OOP` (out of place), the input is read from `src` (as many
     /// strides as `data`) and `data` is only written: when sealing, `data`
@@ -365,52 +374,77 @@ aesni_clmul_features! {
         }
         let mut r1 = segment_round1(k, *ctr);
         let mut c = _mm_cvtsi128_si32(*ctr) as u32;
-        for i in lag..n {
-            // An opaque copy of the key reference, so that the round keys
-            // and powers are loaded inside the loop (as memory operands)
-            // instead of being hoisted into registers and spilled.
-            let k = core::hint::black_box(k);
-            ks::prefetch_ahead(if OOP { &src[i] } else { &data[i] });
-            let hashed: &[u8; STRIDE] = if OOP && !SEAL {
-                &src[i]
-            } else {
-                &data[if SEAL { i - LAG } else { i }]
-            };
-            let (h, _) = hashed.as_chunks::<16>();
-            let mut s = first_round(k, *ctr, &mut c, &mut r1);
-            let mut sums = [_mm_setzero_si128(); 3];
-            let a = _mm_shuffle_epi8(acc, ks::bswap_mask());
-            macro_rules! step {
-                ($r:literal, $j:literal) => {
-                    round(k, &mut s, $r);
-                    let x = load(&h[$j]);
-                    let x = if $j == 0 { _mm_xor_si128(x, a) } else { x };
-                    mul_add(k, &mut sums, x, $j);
+        // One stride: AES rounds 2..=14 of stride `$i` interleaved with the
+        // GHASH products of its hashed stride, which take powers `$off ..
+        // $off + 8`; `$first` starts the unreduced sums (and adds the
+        // accumulator to the first block), `$last` reduces them into `acc`.
+        let mut sums = [_mm_setzero_si128(); 3];
+        macro_rules! stride {
+            ($i:expr, $off:literal, $first:literal, $last:literal) => {{
+                let i = $i;
+                // An opaque copy of the key reference, so that the round
+                // keys and powers are loaded inside the loop (as memory
+                // operands) instead of being hoisted into registers and
+                // spilled.
+                let k = core::hint::black_box(k);
+                ks::prefetch_ahead(if OOP { &src[i] } else { &data[i] });
+                let hashed: &[u8; STRIDE] = if OOP && !SEAL {
+                    &src[i]
+                } else {
+                    &data[if SEAL { i - LAG } else { i }]
                 };
-            }
-            step!(2, 0);
-            step!(3, 1);
-            step!(4, 2);
-            step!(5, 3);
-            step!(6, 4);
-            step!(7, 5);
-            step!(8, 6);
-            step!(9, 7);
-            acc = finish(&sums);
-            for r in 10..ROUND_KEYS - 1 {
-                round(k, &mut s, r);
-            }
-            last_round(k, &mut s);
-            // When opening, an opaque reference to the stride just hashed,
-            // so that its blocks are loaded again as `pxor` memory operands
-            // rather than kept from the hashing loads and spilled.
-            let out = &mut data[i];
-            if OOP {
-                let from = &src[i];
-                xor_from(out, if SEAL { from } else { core::hint::black_box(from) }, &s);
-            } else {
-                xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s);
-            }
+                let (h, _) = hashed.as_chunks::<16>();
+                let mut s = first_round(k, *ctr, &mut c, &mut r1);
+                if $first {
+                    sums = [_mm_setzero_si128(); 3];
+                }
+                let a = _mm_shuffle_epi8(acc, ks::bswap_mask());
+                macro_rules! step {
+                    ($r:literal, $j:literal) => {
+                        round(k, &mut s, $r);
+                        let x = load(&h[$j]);
+                        let x = if $first && $j == 0 { _mm_xor_si128(x, a) } else { x };
+                        mul_add(k, &mut sums, x, $off + $j);
+                    };
+                }
+                step!(2, 0);
+                step!(3, 1);
+                step!(4, 2);
+                step!(5, 3);
+                step!(6, 4);
+                step!(7, 5);
+                step!(8, 6);
+                step!(9, 7);
+                if $last {
+                    acc = finish(&sums);
+                }
+                for r in 10..ROUND_KEYS - 1 {
+                    round(k, &mut s, r);
+                }
+                last_round(k, &mut s);
+                // When opening, an opaque reference to the stride just
+                // hashed, so that its blocks are loaded again as `pxor`
+                // memory operands rather than kept from the hashing loads
+                // and spilled.
+                let out = &mut data[i];
+                if OOP {
+                    let from = &src[i];
+                    xor_from(out, if SEAL { from } else { core::hint::black_box(from) }, &s);
+                } else {
+                    xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s);
+                }
+            }};
+        }
+        // Pairs of strides share one reduction (powers 16..9, then 8..1);
+        // an odd last stride is reduced alone (powers 8..1).
+        let mut i = lag;
+        while i + 1 < n {
+            stride!(i, 0, true, false);
+            stride!(i + 1, 8, false, true);
+            i += 2;
+        }
+        if i < n {
+            stride!(i, 8, true, true);
         }
         *ctr = with_counter(*ctr, c);
         if SEAL {
@@ -491,7 +525,7 @@ aesni_clmul_features! {
             acc = crypt_tail::<SEAL>(k, &mut ctr, acc, &mut buf[tail_at..], src_tail);
         }
         let len = _mm_shuffle_epi8(load(&len), ks::bswap_mask());
-        acc = ks::dot(_mm_xor_si128(acc, len), k.pows[BLOCKS - 1]);
+        acc = ks::dot(_mm_xor_si128(acc, len), k.pows[POWERS - 1]);
         let s = _mm_shuffle_epi8(acc, ks::bswap_mask());
         let mut tag = [0u8; TAG_LEN];
         store(&mut tag, _mm_xor_si128(s, mask));
@@ -558,7 +592,10 @@ mod tests {
         let wrap = [u32::MAX - 40, u32::MAX - 15, u32::MAX - 1, u32::MAX];
         let low_bytes = (0..=255u32).map(|b| 0x1234_5600 | b);
         for ctr0 in wrap.into_iter().chain(low_bytes) {
-            for len in [1, 17, 255, 256, 600, 1024, 4 * 1024 + 5] {
+            // Stride counts 0 to 32 (128-byte strides), odd and even, so
+            // that the pairing of strides for one reduction ends both
+            // ways, sealing (two strides fewer in the loop) and opening.
+            for len in [1, 17, 255, 256, 384, 600, 647, 1024, 1252, 4 * 1024 + 5] {
                 let msg: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
                 let mut want = msg.clone();
                 let want_tag = reference(&key, &nonce, ctr0, b"aad", &mut want);
