@@ -53,7 +53,10 @@ pub(crate) struct Key {
     mids: [__m128i; POWERS],
     /// `first[t]`: what a low counter byte of `t` adds to the first AES
     /// round of a counter block whose low byte is 0 (see [`first_round`]).
-    /// Indexed only by the counter, which is public.
+    /// Indexed only by the counter, which is public. Its entries depend on
+    /// one key byte (`rk0[15]`, the key's byte 15), so it is as secret as
+    /// the round keys and wiped with them. It costs 256 `aesenc` and 4 KiB
+    /// per key: about 0.27 µs more to set up and drop a key.
     first: [__m128i; LOW_BYTES],
 }
 
@@ -620,6 +623,104 @@ mod tests {
                 let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "open tag, ctr0 {ctr0:#x} len {len}");
+            }
+        }
+    }
+
+    /// Two keys, one with a zero last byte (the only key byte the round-1
+    /// table depends on).
+    fn test_keys() -> [[u8; 32]; 2] {
+        let a: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5c);
+        let mut b: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(83) ^ 0xa3);
+        b[15] = 0;
+        [a, b]
+    }
+
+    #[test]
+    fn round1_table_is_the_low_bytes_contribution() {
+        let Some(cpu) = AesNiClmul::detect() else {
+            eprintln!("skipped: no AES-NI/PCLMULQDQ on this CPU");
+            return;
+        };
+        for key in test_keys() {
+            let k = Key::new(&key, cpu);
+            // Round 1 of a block (whitening included), and the same from
+            // the block with its last byte zeroed plus the table entry.
+            let direct = |b: &[u8; 16]| {
+                let mut out = [0u8; 16];
+                // SAFETY: `cpu` is an `AesNiClmul` witness from `detect()`
+                // (AES-NI; SSE2 is baseline).
+                store(&mut out, unsafe {
+                    _mm_aesenc_si128(_mm_xor_si128(load(b), k.rk[0]), k.rk[1])
+                });
+                out
+            };
+            let via_table = |b: &[u8; 16], t: u8| {
+                let mut out = [0u8; 16];
+                let mut base = *b;
+                base[15] = 0;
+                let r1 = direct(&base);
+                // SAFETY: SSE2 is baseline on x86-64.
+                store(&mut out, unsafe {
+                    _mm_xor_si128(load(&r1), k.first[usize::from(t)])
+                });
+                out
+            };
+            for seed in [0u8, 0x3d, 0xff] {
+                for t in 0..=255u8 {
+                    let mut b: [u8; 16] = core::array::from_fn(|i| seed ^ (i as u8 * 17));
+                    b[15] = t;
+                    assert_eq!(
+                        via_table(&b, t),
+                        direct(&b),
+                        "key[15] {:#x} t {t:#x}",
+                        key[15]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_low_byte_and_segment_boundary_both_ways() {
+        let Some(cpu) = AesNiClmul::detect() else {
+            eprintln!("skipped: no AES-NI/PCLMULQDQ on this CPU");
+            return;
+        };
+        let nonce: [u8; 12] = core::array::from_fn(|i| 0x0f ^ (i as u8 * 5));
+        for key in test_keys() {
+            let k = Key::new(&key, cpu);
+            // Every low byte below an ordinary high part and below the
+            // 2^32 wrap; 3, 5, 33 and 70 strides (70 cross two or three
+            // 256-block segments), each with a tail.
+            let high = [0x1234_5600u32, 0xffff_ff00];
+            for ctr0 in high
+                .into_iter()
+                .flat_map(|h| (0..=255u32).map(move |b| h | b))
+            {
+                for len in [3 * 128 + 1, 5 * 128 + 9, 33 * 128 + 7, 70 * 128 + 3] {
+                    let msg: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+                    let mut want = msg.clone();
+                    let want_tag = reference(&key, &nonce, ctr0, b"ad", &mut want);
+                    let at = format!("key[15] {:#x} ctr0 {ctr0:#x} len {len}", key[15]);
+                    let mut got = msg.clone();
+                    // SAFETY: `cpu` is an `AesNiClmul` witness from `detect()`.
+                    let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"ad", &mut got, None) };
+                    assert_eq!((&got, tag), (&want, want_tag), "seal, {at}");
+                    let mut out = vec![0x77u8; len];
+                    // SAFETY: as above.
+                    let tag =
+                        unsafe { crypt::<true>(&k, &nonce, ctr0, b"ad", &mut out, Some(&msg)) };
+                    assert_eq!((&out, tag), (&want, want_tag), "seal to, {at}");
+                    let mut back = vec![0x88u8; len];
+                    // SAFETY: as above.
+                    let tag =
+                        unsafe { crypt::<false>(&k, &nonce, ctr0, b"ad", &mut back, Some(&want)) };
+                    assert_eq!((&back, tag), (&msg, want_tag), "open to, {at}");
+                    // SAFETY: as above.
+                    let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"ad", &mut got, None) };
+                    assert_eq!((&got, tag), (&msg, want_tag), "open, {at}");
+                }
             }
         }
     }
