@@ -3,9 +3,11 @@
 //!
 //! The message is processed in strides of 16 blocks (8 registers of 2
 //! blocks). In each stride the 14 AES rounds of 16 counter blocks are
-//! interleaved with the GHASH of 16 other blocks: the previous stride's
-//! ciphertext when sealing (it is hashed after it is written), the current
-//! stride's ciphertext when opening (hashed before it is overwritten). Each
+//! interleaved with the GHASH of 16 other blocks: the ciphertext written
+//! two strides earlier when sealing (it is hashed after it is written), the
+//! current stride's ciphertext when opening (hashed before it is
+//! overwritten). Round 1 comes from a per-key table of what the counter's
+//! low byte contributes to it (see [`first_round`]). Each
 //! block is multiplied by its own power of H (`K_16 … K_1`, see
 //! [`super::key_schedule`]) with four carry-less multiplies (low, high and
 //! both cross products: no shuffle besides the byte reversal, which LLVM
@@ -13,7 +15,8 @@
 //! are summed unreduced and reduced once per stride. Counters are 32-bit and wrap
 //! (inc32 of SP 800-38D) because they are added with 32-bit lanes.
 //!
-//! Nothing branches on or indexes memory by secret data.
+//! Nothing branches on or indexes memory by secret data (the round-1
+//! table is indexed by the counter, which is public).
 //!
 //! The 256-bit VAES/VPCLMULQDQ intrinsics and target features are stable
 //! since Rust 1.89, hence the crate's `rust-version`.
@@ -33,6 +36,12 @@ const BLOCKS: usize = 16;
 const STRIDE: usize = 16 * BLOCKS;
 /// Registers per stride.
 const VECS: usize = BLOCKS / 2;
+/// When sealing, the stride hashed in each iteration is the one written
+/// `LAG` iterations earlier, so that the hashing loads do not wait on the
+/// stores of the previous iteration's last round.
+const LAG: usize = 2;
+/// Values of the counter's low byte: the round-1 table's length.
+const LOW_BYTES: usize = 256;
 
 /// A keyed VAES kernel: round keys and hash-key powers, zeroized on drop.
 pub(crate) struct Key {
@@ -46,6 +55,12 @@ pub(crate) struct Key {
     /// is j-th of n (from 0) takes `pows[16 - n + j]`, and a 32-byte load at
     /// index `16 - n + 2m` gives the powers of the m-th register's two blocks.
     pows: [[u8; 16]; BLOCKS + 1],
+    /// `first[t]`: what a low counter byte of `t` adds to the first AES
+    /// round of a counter block whose low byte is 0 (see [`first_round`]);
+    /// a 32-byte load at `t` gives the entries of two consecutive blocks.
+    /// Indexed only by the counter, which is public. Its entries depend on
+    /// one key byte (`rk0[15]`), so it is wiped with the round keys.
+    first: [[u8; 16]; LOW_BYTES],
 }
 
 impl Drop for Key {
@@ -53,6 +68,7 @@ impl Drop for Key {
         self.rk.zeroize();
         self.rk2.zeroize();
         self.pows.zeroize();
+        self.first.zeroize();
     }
 }
 
@@ -63,6 +79,7 @@ impl Key {
             rk: [[0; 16]; ROUND_KEYS],
             rk2: [[0; 32]; ROUND_KEYS],
             pows: [[0; 16]; BLOCKS + 1],
+            first: [[0; 16]; LOW_BYTES],
         });
         // SAFETY: `cpu` is a `VaesClmulAvx2` witness, which only `detect()`
         // creates after checking every feature `init` is compiled for.
@@ -106,7 +123,7 @@ impl Key {
 
 /// 32 bytes of a table of 16-byte entries, from entry `i`.
 #[inline]
-fn pair(t: &[[u8; 16]; BLOCKS + 1], i: usize) -> &[u8; 32] {
+fn pair<const N: usize>(t: &[[u8; 16]; N], i: usize) -> &[u8; 32] {
     t.as_flattened()[16 * i..16 * i + 32]
         .try_into()
         .expect("32 bytes")
@@ -138,6 +155,67 @@ vaes_clmul_avx2_features! {
             k.pows[i] = *p;
         }
         powers.zeroize();
+        // As in the AES-NI kernel: round 1 of counter blocks that differ
+        // only in their last byte `t` differs by
+        // `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)` (SubBytes is the only
+        // non-linear step, and acts on each byte alone).
+        let (zero, rk0) = (_mm_setzero_si128(), ks::load(&k.rk[0]));
+        let base = _mm_aesenc_si128(rk0, zero);
+        for (t, out) in k.first.iter_mut().enumerate() {
+            let x = _mm_xor_si128(rk0, _mm_insert_epi8::<15>(zero, t as i32));
+            ks::store(out, _mm_xor_si128(_mm_aesenc_si128(x, zero), base));
+        }
+    }
+
+    /// Round 1 of the block in `ctr`'s (lane 0's) 256-block segment whose
+    /// low byte is 0, in both lanes: `r1` of [`first_round`].
+    #[inline]
+    fn segment_round1(k: &Key, ctr: __m256i) -> __m256i {
+        let c = _mm_andnot_si128(_mm_cvtsi32_si128(0xff), _mm256_castsi256_si128(ctr));
+        let x = _mm_xor_si128(_mm_shuffle_epi8(c, ks::bswap_mask()), ks::load(&k.rk[0]));
+        _mm256_broadcastsi128_si256(_mm_aesenc_si128(x, ks::load(&k.rk[1])))
+    }
+
+    /// The two byte-reversed counter blocks of `ctr` with their counters
+    /// set to `c` (lane 0) and `c + 1` (lane 1).
+    #[inline]
+    fn with_counter(ctr: __m256i, c: u32) -> __m256i {
+        let ctr = _mm256_insert_epi32::<0>(ctr, c as i32);
+        _mm256_insert_epi32::<4>(ctr, c.wrapping_add(1) as i32)
+    }
+
+    /// The next stride's 16 counter blocks after AES round 1 (whitening
+    /// included), for the counter blocks of `ctr` with their counters set
+    /// from `c`; advances `c` by 16, and updates `r1` (round 1 of the
+    /// current segment's block with low byte 0) when the stride ends its
+    /// segment. The counter is carried in a general register, so the table
+    /// loads that start a stride's AES rounds wait on nothing.
+    ///
+    /// When the 16 low bytes `t0 .. t0 + 16` do not wrap (15 strides in
+    /// 16), round 1 of blocks `2m, 2m + 1` is `r1 ^ first[t0 + 2m ..][..2]`:
+    /// one XOR with a table load instead of the counter arithmetic, the
+    /// whitening XOR and a `vaesenc`. The branch and the table index are
+    /// the counter, which is public.
+    #[inline]
+    fn first_round(k: &Key, ctr: __m256i, c: &mut u32, r1: &mut __m256i) -> [__m256i; VECS] {
+        let t0 = (*c & 0xff) as usize;
+        let s = if t0 + BLOCKS <= LOW_BYTES {
+            let mut s = [*r1; VECS];
+            for (m, s) in s.iter_mut().enumerate() {
+                *s = _mm256_xor_si256(*s, load(pair(&k.first, t0 + 2 * m)));
+            }
+            s
+        } else {
+            let mut ctr = with_counter(ctr, *c);
+            let mut s = counters(k, &mut ctr);
+            round(k, &mut s, 1);
+            s
+        };
+        *c = c.wrapping_add(BLOCKS as u32);
+        if t0 + BLOCKS >= LOW_BYTES {
+            *r1 = segment_round1(k, with_counter(ctr, *c));
+        }
+        s
     }
 
     #[inline]
@@ -296,9 +374,10 @@ vaes_clmul_avx2_features! {
     /// The stitched kernel, over whole strides (any number, none included).
     /// Each iteration runs the AES rounds of 16 counter blocks interleaved
     /// with the GHASH of 16 ciphertext blocks and one reduction: when
-    /// sealing, those of the previous stride (already written; the first
-    /// stride is only encrypted, the last only hashed after the loop); when
-    /// opening, those of the current stride, before it is overwritten.
+    /// sealing, those of the stride written `LAG` (2) iterations before
+    /// (the first two strides are only encrypted, the last two only hashed
+    /// after the loop); when opening, those of the current stride, before
+    /// it is overwritten.
     /// Returns the new accumulator.
     ///
     /// With `OOP` (out of place), the input is read from `src` (as many
@@ -317,17 +396,17 @@ vaes_clmul_avx2_features! {
         if n == 0 {
             return acc;
         }
-        let start = if SEAL {
+        let lag = if SEAL { LAG.min(n) } else { 0 };
+        for i in 0..lag {
             if OOP {
-                xor_from(&mut data[0], &src[0], &keystream(k, ctr));
+                xor_from(&mut data[i], &src[i], &keystream(k, ctr));
             } else {
-                xor_into(&mut data[0], &keystream(k, ctr));
+                xor_into(&mut data[i], &keystream(k, ctr));
             }
-            1
-        } else {
-            0
-        };
-        for i in start..n {
+        }
+        let mut r1 = segment_round1(k, *ctr);
+        let mut c = _mm256_cvtsi256_si32(*ctr) as u32;
+        for i in lag..n {
             // An opaque copy of the key reference, so that the round keys
             // and powers are loaded inside the loop (as memory operands)
             // instead of being hoisted into registers and spilled.
@@ -336,10 +415,10 @@ vaes_clmul_avx2_features! {
             let hashed: &[u8; STRIDE] = if OOP && !SEAL {
                 &src[i]
             } else {
-                &data[if SEAL { i - 1 } else { i }]
+                &data[if SEAL { i - LAG } else { i }]
             };
             let (h, _) = hashed.as_chunks::<32>();
-            let mut s = counters(k, ctr);
+            let mut s = first_round(k, *ctr, &mut c, &mut r1);
             let mut sums = [_mm256_setzero_si256(); 3];
             let a = _mm256_shuffle_epi8(widen(acc), bswap());
             macro_rules! step {
@@ -350,15 +429,14 @@ vaes_clmul_avx2_features! {
                     mul_add(k, &mut sums, x, 2 * $m);
                 };
             }
-            step!(1, 0);
-            step!(2, 1);
-            step!(3, 2);
-            step!(4, 3);
-            step!(5, 4);
-            step!(6, 5);
-            step!(7, 6);
-            step!(8, 7);
-            round(k, &mut s, 9);
+            step!(2, 0);
+            step!(3, 1);
+            step!(4, 2);
+            step!(5, 3);
+            step!(6, 4);
+            step!(7, 5);
+            step!(8, 6);
+            step!(9, 7);
             acc = finish(&sums);
             for r in 10..ROUND_KEYS - 1 {
                 round(k, &mut s, r);
@@ -374,8 +452,11 @@ vaes_clmul_avx2_features! {
                 xor_into(if SEAL { out } else { core::hint::black_box(out) }, &s);
             }
         }
+        *ctr = with_counter(*ctr, c);
         if SEAL {
-            acc = ghash_upto16(k, acc, &data[n - 1], BLOCKS);
+            for d in &data[n - lag..] {
+                acc = ghash_upto16(k, acc, d, BLOCKS);
+            }
         }
         acc
     }
@@ -560,6 +641,93 @@ mod tests {
                 let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got, None) };
                 assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
                 assert_eq!(tag, want_tag, "open tag, ctr0 {ctr0:#x} len {len}");
+            }
+        }
+    }
+
+    /// Two keys, one with a zero last byte (the only key byte the round-1
+    /// table depends on).
+    fn test_keys() -> [[u8; 32]; 2] {
+        let a: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5c);
+        let mut b: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(83) ^ 0xa3);
+        b[15] = 0;
+        [a, b]
+    }
+
+    #[test]
+    fn round1_table_is_the_low_bytes_contribution() {
+        let Some(cpu) = VaesClmulAvx2::detect() else {
+            eprintln!("skipped: no VAES on this CPU");
+            return;
+        };
+        for key in test_keys() {
+            let k = Key::new(&key, cpu);
+            // Round 1 of a block (whitening included).
+            let direct = |b: &[u8; 16]| {
+                let mut out = [0u8; 16];
+                // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`
+                // (AES-NI among its features; SSE2 is baseline).
+                ks::store(&mut out, unsafe {
+                    let x = _mm_xor_si128(ks::load(b), ks::load(&k.rk[0]));
+                    _mm_aesenc_si128(x, ks::load(&k.rk[1]))
+                });
+                out
+            };
+            for seed in [0u8, 0x3d, 0xff] {
+                let mut base: [u8; 16] = core::array::from_fn(|i| seed ^ (i as u8 * 17));
+                base[15] = 0;
+                let r1 = direct(&base);
+                for t in 0..=255u8 {
+                    let mut b = base;
+                    b[15] = t;
+                    let via_table: [u8; 16] =
+                        core::array::from_fn(|i| r1[i] ^ k.first[usize::from(t)][i]);
+                    assert_eq!(via_table, direct(&b), "key[15] {:#x} t {t:#x}", key[15]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_low_byte_and_segment_boundary_both_ways() {
+        let Some(cpu) = VaesClmulAvx2::detect() else {
+            eprintln!("skipped: no VAES on this CPU");
+            return;
+        };
+        let nonce: [u8; 12] = core::array::from_fn(|i| 0x0f ^ (i as u8 * 5));
+        for key in test_keys() {
+            let k = Key::new(&key, cpu);
+            // Every low byte below an ordinary high part and below the
+            // 2^32 wrap; 3, 5, 17 and 40 strides (40 cross two or three
+            // 256-block segments), each with a tail.
+            let high = [0x1234_5600u32, 0xffff_ff00];
+            for ctr0 in high
+                .into_iter()
+                .flat_map(|h| (0..=255u32).map(move |b| h | b))
+            {
+                for len in [3 * 256 + 1, 5 * 256 + 9, 17 * 256 + 7, 40 * 256 + 3] {
+                    let msg: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+                    let mut want = msg.clone();
+                    let want_tag = reference(&key, &nonce, ctr0, b"ad", &mut want);
+                    let at = format!("key[15] {:#x} ctr0 {ctr0:#x} len {len}", key[15]);
+                    let mut got = msg.clone();
+                    // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`.
+                    let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"ad", &mut got, None) };
+                    assert_eq!((&got, tag), (&want, want_tag), "seal, {at}");
+                    let mut out = vec![0x77u8; len];
+                    // SAFETY: as above.
+                    let tag =
+                        unsafe { crypt::<true>(&k, &nonce, ctr0, b"ad", &mut out, Some(&msg)) };
+                    assert_eq!((&out, tag), (&want, want_tag), "seal to, {at}");
+                    let mut back = vec![0x88u8; len];
+                    // SAFETY: as above.
+                    let tag =
+                        unsafe { crypt::<false>(&k, &nonce, ctr0, b"ad", &mut back, Some(&want)) };
+                    assert_eq!((&back, tag), (&msg, want_tag), "open to, {at}");
+                    // SAFETY: as above.
+                    let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"ad", &mut got, None) };
+                    assert_eq!((&got, tag), (&msg, want_tag), "open, {at}");
+                }
             }
         }
     }
