@@ -56,7 +56,8 @@ pub(crate) struct Key {
     /// Indexed only by the counter, which is public. Its entries depend on
     /// one key byte (`rk0[15]`, the key's byte 15), so it is as secret as
     /// the round keys and wiped with them. It costs 256 `aesenc` and 4 KiB
-    /// per key: about 0.27 µs more to set up and drop a key.
+    /// per key: setting up, using once and dropping a key went from about
+    /// 0.25 to 0.58 µs.
     first: [__m128i; LOW_BYTES],
 }
 
@@ -143,11 +144,15 @@ aesni_clmul_features! {
         // `t ^ rk0[15]`, and the difference from `t = 0` is
         // `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)` (every other byte of
         // rk0 passes through SubBytes alike on both sides and cancels).
-        let zero = _mm_setzero_si128();
-        let base = _mm_aesenc_si128(k.rk[0], zero);
-        for (t, out) in k.first.iter_mut().enumerate() {
-            let x = _mm_xor_si128(k.rk[0], low_byte(t as u8));
+        let (zero, rk0) = (_mm_setzero_si128(), k.rk[0]);
+        let base = _mm_aesenc_si128(rk0, zero);
+        // `x = rk0 ^ t·e15`, stepping t by adding 1 to byte 15 alone.
+        let (mut x, step) = (rk0, low_byte(1));
+        let mut t = zero;
+        for out in k.first.iter_mut() {
             *out = _mm_xor_si128(_mm_aesenc_si128(x, zero), base);
+            t = _mm_add_epi8(t, step);
+            x = _mm_xor_si128(rk0, t);
         }
     }
 

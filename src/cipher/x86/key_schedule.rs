@@ -67,6 +67,13 @@ pub(super) fn prefetch_ahead<const N: usize>(stride: &[u8; N]) {
 /// Overwrites a stack buffer that held keystream or plaintext, with writes
 /// the compiler may not drop (16 bytes at a time, unlike a byte-wise wipe).
 pub(super) fn wipe<const N: usize>(buf: &mut [u8; N]) {
+    wipe_slice(buf);
+}
+
+/// [`wipe`] for a slice: key tables on drop (a byte-wise `zeroize` of a
+/// kernel's 4 KiB round-1 table took about 1.4 µs, longer than setting up
+/// the key).
+pub(super) fn wipe_slice(buf: &mut [u8]) {
     let (chunks, rest) = buf.as_chunks_mut::<16>();
     for c in chunks {
         // SAFETY: `c` is a unique reference to 16 writable bytes.

@@ -59,16 +59,18 @@ pub(crate) struct Key {
     /// round of a counter block whose low byte is 0 (see [`first_round`]);
     /// a 32-byte load at `t` gives the entries of two consecutive blocks.
     /// Indexed only by the counter, which is public. Its entries depend on
-    /// one key byte (`rk0[15]`), so it is wiped with the round keys.
+    /// one key byte (`rk0[15]`), so it is wiped with the round keys. It
+    /// costs 256 `aesenc` and 4 KiB per key: setting up, using once and
+    /// dropping a key went from about 0.47 to 0.69 µs.
     first: [[u8; 16]; LOW_BYTES],
 }
 
 impl Drop for Key {
     fn drop(&mut self) {
-        self.rk.zeroize();
-        self.rk2.zeroize();
-        self.pows.zeroize();
-        self.first.zeroize();
+        ks::wipe_slice(self.rk.as_flattened_mut());
+        ks::wipe_slice(self.rk2.as_flattened_mut());
+        ks::wipe_slice(self.pows.as_flattened_mut());
+        ks::wipe_slice(self.first.as_flattened_mut());
     }
 }
 
@@ -161,9 +163,13 @@ vaes_clmul_avx2_features! {
         // non-linear step, and acts on each byte alone).
         let (zero, rk0) = (_mm_setzero_si128(), ks::load(&k.rk[0]));
         let base = _mm_aesenc_si128(rk0, zero);
-        for (t, out) in k.first.iter_mut().enumerate() {
-            let x = _mm_xor_si128(rk0, _mm_insert_epi8::<15>(zero, t as i32));
+        // `x = rk0 ^ t·e15`, stepping t by adding 1 to byte 15 alone.
+        let (mut x, step) = (rk0, _mm_insert_epi8::<15>(zero, 1));
+        let mut t = zero;
+        for out in k.first.iter_mut() {
             ks::store(out, _mm_xor_si128(_mm_aesenc_si128(x, zero), base));
+            t = _mm_add_epi8(t, step);
+            x = _mm_xor_si128(rk0, t);
         }
     }
 
