@@ -227,7 +227,10 @@ impl Engine {
         EngineBuilder::default()
     }
 
-    /// The same engine naming `principal` in its KMS requests (caches shared).
+    /// The same engine naming `principal` in its KMS requests. The bucket-key
+    /// cache is shared, but its entries are per principal: `principal` is
+    /// handed only bucket keys the KMS gave it, so its first use of each is
+    /// a KMS request (which the KMS may refuse, and audits in its name).
     pub fn with_principal(&self, principal: impl Into<String>) -> Engine {
         Engine {
             principal: principal.into(),

@@ -594,6 +594,15 @@ pub enum KmsError {
         /// Days asked for.
         days: u32,
     },
+    /// The principal may not use the key (a key policy or grant of another
+    /// implementation; [`crate::keys::LocalKms`] has no policies).
+    #[error("principal {principal:?} is not allowed to use KMS key {key_id}")]
+    AccessDenied {
+        /// Who asked.
+        principal: String,
+        /// The key reference or ARN asked for.
+        key_id: String,
+    },
     /// The service could not be reached or failed (other implementations).
     #[error("KMS unavailable: {reason}; retry later")]
     Unavailable {

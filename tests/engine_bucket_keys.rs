@@ -1,6 +1,6 @@
 //! Bucket Keys: sealing 1,000 objects costs one KMS call with the flag on,
 //! 1,000 with it off (counted through a wrapper around LocalKms), and each
-//! call is one audit line.
+//! call is one audit line. The cache is per principal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use objseal::keys::{
     AuditQuery, DecryptedDataKey, EncryptionContext, GeneratedDataKey, Kms, LocalKms,
 };
-use objseal::{Engine, Error, ObjectBinding, OpenWith, SealMode};
+use objseal::{Engine, Error, KmsError, ObjectBinding, OpenWith, SealMode};
 
 struct Counting {
     inner: Arc<LocalKms>,
@@ -131,4 +131,105 @@ fn bucket_key_cache_expires() {
         .seal(&mode, &ObjectBinding::new("b1", "j").unwrap(), b"x")
         .unwrap();
     assert_eq!(counting.generate.load(Ordering::SeqCst), 5);
+}
+
+/// A KMS that refuses one principal, as a key policy would.
+struct Refusing {
+    inner: Arc<LocalKms>,
+    refused: &'static str,
+}
+
+impl Refusing {
+    fn check(&self, principal: &str, key_id: &str) -> Result<(), Error> {
+        if principal == self.refused {
+            return Err(KmsError::AccessDenied {
+                principal: principal.to_owned(),
+                key_id: key_id.to_owned(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl Kms for Refusing {
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        principal: &str,
+    ) -> Result<GeneratedDataKey, Error> {
+        self.check(principal, key_id)?;
+        self.inner.generate_data_key(key_id, context, principal)
+    }
+
+    fn decrypt(
+        &self,
+        blob: &[u8],
+        context: &EncryptionContext,
+        principal: &str,
+    ) -> Result<DecryptedDataKey, Error> {
+        self.check(principal, "(blob)")?;
+        self.inner.decrypt(blob, context, principal)
+    }
+}
+
+#[test]
+fn bucket_keys_are_cached_per_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalKms::open(dir.path(), "eu-west-1", "111122223333").unwrap());
+    let arn = local.create_key("k", "admin").unwrap().arn;
+    let kms = Arc::new(Refusing {
+        inner: local.clone(),
+        refused: "mallory",
+    });
+    let app = Engine::builder().kms(kms).principal("app").build();
+    let mode = SealMode::kms(&arn).with_bucket_key(true);
+    let obj = ObjectBinding::new("bucket", "o").unwrap();
+    let sealed = app.seal(&mode, &obj, b"payload").unwrap();
+    // The app's cache now holds the bucket key, both ways.
+    assert_eq!(
+        app.open(OpenWith::Managed, &obj, &sealed).unwrap(),
+        b"payload"
+    );
+
+    // An engine sharing that cache for a principal the KMS refuses gets
+    // nothing from the cache: neither to open nor to seal.
+    let mallory = app.with_principal("mallory");
+    let err = mallory.open(OpenWith::Managed, &obj, &sealed).unwrap_err();
+    assert!(
+        matches!(err, Error::Kms(KmsError::AccessDenied { ref principal, .. }) if principal == "mallory"),
+        "{err:?}"
+    );
+    let err = mallory.seal(&mode, &obj, b"x").unwrap_err();
+    assert!(
+        matches!(err, Error::Kms(KmsError::AccessDenied { .. })),
+        "{err:?}"
+    );
+
+    // An allowed principal asks the KMS once (one audited Decrypt in its
+    // name), then uses its own cache entry.
+    let auditor = app.with_principal("auditor");
+    for _ in 0..3 {
+        assert_eq!(
+            auditor.open(OpenWith::Managed, &obj, &sealed).unwrap(),
+            b"payload"
+        );
+    }
+    let uses = |principal: &str| {
+        local
+            .audit(&AuditQuery {
+                principal: Some(principal.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .filter(|r| r.operation == "GenerateDataKey" || r.operation == "Decrypt")
+            .count()
+    };
+    assert_eq!(uses("auditor"), 1);
+    // The app's own uses: one GenerateDataKey; its open was served by the
+    // entry that seal left.
+    assert_eq!(uses("app"), 1);
+    assert_eq!(uses("mallory"), 0, "refused before reaching the KMS");
 }

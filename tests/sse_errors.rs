@@ -634,3 +634,19 @@ fn no_error_carries_the_key() {
     let ok = SseRequest::from_headers(headers, Transport::Https).unwrap();
     assert!(!format!("{ok:?}").contains(key_b64.as_str()));
 }
+
+#[test]
+fn kms_access_denied_is_s3_access_denied_without_names() {
+    let err = objseal::Error::Kms(objseal::KmsError::AccessDenied {
+        principal: "mallory".into(),
+        key_id: "alias/secret-project".into(),
+    });
+    let s3 = S3Error::from(&err);
+    assert_eq!((s3.code, s3.status), ("AccessDenied", 403));
+    assert_eq!(s3.message, ACCESS_DENIED);
+    let xml = s3.to_xml("/bucket/o", "req-1");
+    assert!(
+        !xml.contains("secret-project") && !xml.contains("mallory"),
+        "{xml}"
+    );
+}

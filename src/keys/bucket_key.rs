@@ -7,6 +7,12 @@
 //! opening many objects under one bucket key costs one `Decrypt`. A key's
 //! state change (disabled, pending deletion) takes effect on cached bucket
 //! keys when their entry expires, as with S3.
+//!
+//! Entries are per principal: a principal is handed only a bucket key the
+//! KMS gave (or decrypted for) that principal, so each principal's first use
+//! is a KMS request the KMS can refuse and its audit log records, even when
+//! engines made with [`Engine::with_principal`](crate::Engine::with_principal)
+//! share one cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,10 +42,11 @@ struct OpenEntry {
     fetched: Instant,
 }
 
-/// A seal-side cache entry's id: key reference and canonical context.
-type SealId = (String, Vec<u8>);
-/// An open-side cache entry's id: blob and canonical context.
-type OpenId = (Vec<u8>, Vec<u8>);
+/// A seal-side cache entry's id: principal, key reference and canonical
+/// context.
+type SealId = (String, String, Vec<u8>);
+/// An open-side cache entry's id: principal, blob and canonical context.
+type OpenId = (String, Vec<u8>, Vec<u8>);
 
 /// The bucket-key caches of one engine.
 pub(crate) struct BucketKeyCache {
@@ -66,7 +73,7 @@ impl BucketKeyCache {
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<Arc<SealEntry>, Error> {
-        let id = (key_ref.to_owned(), context.encode());
+        let id = (principal.to_owned(), key_ref.to_owned(), context.encode());
         let mut seal = self.seal.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = seal.get(&id)
             && e.fetched.elapsed() < self.ttl
@@ -87,7 +94,7 @@ impl BucketKeyCache {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         evict(&mut open, self.ttl, |e| e.fetched);
         open.insert(
-            (entry.blob.clone(), context.encode()),
+            (principal.to_owned(), entry.blob.clone(), context.encode()),
             OpenEntry {
                 key: entry.key.clone(),
                 fetched: entry.fetched,
@@ -104,7 +111,7 @@ impl BucketKeyCache {
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<Arc<BucketKey>, Error> {
-        let id = (blob.to_vec(), context.encode());
+        let id = (principal.to_owned(), blob.to_vec(), context.encode());
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = open.get(&id)
             && e.fetched.elapsed() < self.ttl

@@ -250,6 +250,7 @@ fn map_kms(err: &KmsError) -> S3Error {
         KmsError::InvalidContext { .. } => {
             S3Error::invalid_argument("x-amz-server-side-encryption-context", MSG_KMS_CONTEXT)
         }
+        KmsError::AccessDenied { .. } => S3Error::access_denied(),
         KmsError::Unavailable { .. } => S3Error::new(
             "ServiceUnavailable",
             503,

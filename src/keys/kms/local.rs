@@ -955,6 +955,7 @@ fn error_kind(e: &Error) -> String {
             KmsError::InvalidKeyReference { .. } => "InvalidKeyReference",
             KmsError::AliasExists { .. } => "AliasExists",
             KmsError::InvalidState { .. } => "InvalidState",
+            KmsError::AccessDenied { .. } => "AccessDenied",
             KmsError::InvalidDeletionWindow { .. } => "InvalidDeletionWindow",
             _ => "Kms",
         },
