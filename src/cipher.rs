@@ -337,13 +337,7 @@ impl Aes256Gcm {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
-        if plaintext.len() != out.len() {
-            return Err(CipherError::OutputLengthMismatch {
-                input: plaintext.len(),
-                output: out.len(),
-            }
-            .into());
-        }
+        same_len(plaintext, out)?;
         let nonce = check_inputs(nonce, aad, out)?;
         Ok(match &self.engine {
             Engine::Portable(k) => {
@@ -385,13 +379,7 @@ impl Aes256Gcm {
         tag: &[u8],
         out: &mut [u8],
     ) -> Result<(), Error> {
-        if ciphertext.len() != out.len() {
-            return Err(CipherError::OutputLengthMismatch {
-                input: ciphertext.len(),
-                output: out.len(),
-            }
-            .into());
-        }
+        same_len(ciphertext, out)?;
         let nonce = check_inputs(nonce, aad, ciphertext)?;
         let tag: &[u8; TAG_LEN] = tag
             .try_into()
@@ -443,6 +431,19 @@ impl Aes256Gcm {
             buf.zeroize();
             Err(CipherError::TagMismatch.into())
         }
+    }
+}
+
+/// The out-of-place APIs' output must be exactly as long as their input.
+fn same_len(input: &[u8], out: &[u8]) -> Result<(), Error> {
+    if input.len() == out.len() {
+        Ok(())
+    } else {
+        Err(CipherError::OutputLengthMismatch {
+            input: input.len(),
+            output: out.len(),
+        }
+        .into())
     }
 }
 

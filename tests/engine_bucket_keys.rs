@@ -10,10 +10,35 @@ use objseal::keys::{
 };
 use objseal::{Engine, Error, KmsError, ObjectBinding, OpenWith, SealMode};
 
+/// LocalKms behind a counter of the calls that reach it, refusing one
+/// principal (if any) before that, as a key policy would.
 struct Counting {
     inner: Arc<LocalKms>,
     generate: AtomicUsize,
     decrypt: AtomicUsize,
+    refused: Option<&'static str>,
+}
+
+impl Counting {
+    fn new(inner: Arc<LocalKms>) -> Self {
+        Counting {
+            inner,
+            generate: AtomicUsize::new(0),
+            decrypt: AtomicUsize::new(0),
+            refused: None,
+        }
+    }
+
+    fn check(&self, principal: &str, key_id: &str) -> Result<(), Error> {
+        if self.refused == Some(principal) {
+            return Err(KmsError::AccessDenied {
+                principal: principal.to_owned(),
+                key_id: key_id.to_owned(),
+            }
+            .into());
+        }
+        Ok(())
+    }
 }
 
 impl Kms for Counting {
@@ -23,6 +48,7 @@ impl Kms for Counting {
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<GeneratedDataKey, Error> {
+        self.check(principal, key_id)?;
         self.generate.fetch_add(1, Ordering::SeqCst);
         self.inner.generate_data_key(key_id, context, principal)
     }
@@ -33,6 +59,7 @@ impl Kms for Counting {
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<DecryptedDataKey, Error> {
+        self.check(principal, "(blob)")?;
         self.decrypt.fetch_add(1, Ordering::SeqCst);
         self.inner.decrypt(blob, context, principal)
     }
@@ -42,11 +69,7 @@ fn run(bucket_key: bool, n: usize) -> (usize, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
     let local = Arc::new(LocalKms::open(dir.path(), "eu-west-1", "111122223333").unwrap());
     let arn = local.create_key("k", "admin").unwrap().arn;
-    let counting = Arc::new(Counting {
-        inner: local.clone(),
-        generate: AtomicUsize::new(0),
-        decrypt: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting::new(local.clone()));
     let engine = Engine::builder().kms(counting.clone()).build();
     let mode = SealMode::kms(&arn).with_bucket_key(bucket_key);
     let mut sealed = Vec::new();
@@ -99,11 +122,7 @@ fn bucket_key_cache_expires() {
     let dir = tempfile::tempdir().unwrap();
     let local = Arc::new(LocalKms::open(dir.path(), "eu-west-1", "111122223333").unwrap());
     let arn = local.create_key("k", "admin").unwrap().arn;
-    let counting = Arc::new(Counting {
-        inner: local,
-        generate: AtomicUsize::new(0),
-        decrypt: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting::new(local));
     let engine = Engine::builder()
         .kms(counting.clone())
         .bucket_key_ttl(std::time::Duration::ZERO)
@@ -133,55 +152,14 @@ fn bucket_key_cache_expires() {
     assert_eq!(counting.generate.load(Ordering::SeqCst), 5);
 }
 
-/// A KMS that refuses one principal, as a key policy would.
-struct Refusing {
-    inner: Arc<LocalKms>,
-    refused: &'static str,
-}
-
-impl Refusing {
-    fn check(&self, principal: &str, key_id: &str) -> Result<(), Error> {
-        if principal == self.refused {
-            return Err(KmsError::AccessDenied {
-                principal: principal.to_owned(),
-                key_id: key_id.to_owned(),
-            }
-            .into());
-        }
-        Ok(())
-    }
-}
-
-impl Kms for Refusing {
-    fn generate_data_key(
-        &self,
-        key_id: &str,
-        context: &EncryptionContext,
-        principal: &str,
-    ) -> Result<GeneratedDataKey, Error> {
-        self.check(principal, key_id)?;
-        self.inner.generate_data_key(key_id, context, principal)
-    }
-
-    fn decrypt(
-        &self,
-        blob: &[u8],
-        context: &EncryptionContext,
-        principal: &str,
-    ) -> Result<DecryptedDataKey, Error> {
-        self.check(principal, "(blob)")?;
-        self.inner.decrypt(blob, context, principal)
-    }
-}
-
 #[test]
 fn bucket_keys_are_cached_per_principal() {
     let dir = tempfile::tempdir().unwrap();
     let local = Arc::new(LocalKms::open(dir.path(), "eu-west-1", "111122223333").unwrap());
     let arn = local.create_key("k", "admin").unwrap().arn;
-    let kms = Arc::new(Refusing {
-        inner: local.clone(),
-        refused: "mallory",
+    let kms = Arc::new(Counting {
+        refused: Some("mallory"),
+        ..Counting::new(local.clone())
     });
     let app = Engine::builder().kms(kms).principal("app").build();
     let mode = SealMode::kms(&arn).with_bucket_key(true);

@@ -47,6 +47,8 @@ macro_rules! vaes_clmul_avx2_features {
 
 mod aesni_clmul;
 mod key_schedule;
+#[cfg(test)]
+mod test_support;
 mod vaes_avx2;
 
 pub(crate) use witness::{AesNiClmul, VaesClmulAvx2};

@@ -63,7 +63,8 @@ struct Report {
     rows: Vec<Row>,
 }
 
-/// Parses `256MiB`, `1GiB`, `64MB`, `4096`.
+/// Parses `256MiB`, `1GiB`, `64MB`, `4096` (and `0`: callers that need
+/// bytes refuse it themselves).
 pub fn parse_size(s: &str) -> Result<u64, Failure> {
     let bad = || Failure::usage(format!("bad --size {s:?}: use e.g. 64MiB, 1GiB, 1000000"));
     let t = s.trim();
@@ -80,7 +81,16 @@ pub fn parse_size(s: &str) -> Result<u64, Failure> {
         "gb" => 1_000_000_000,
         _ => return Err(bad()),
     };
-    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(bad)
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+/// Keeps, slot by slot, the faster of `best` and this run's rows.
+fn keep_fastest<const N: usize>(best: &mut [Option<Row>; N], run: [Row; N]) {
+    for (slot, r) in best.iter_mut().zip(run) {
+        if slot.as_ref().is_none_or(|s| r.seconds < s.seconds) {
+            *slot = Some(r);
+        }
+    }
 }
 
 fn row(backend: &str, threads: usize, op: &str, bytes: u64, start: Instant) -> Row {
@@ -98,6 +108,11 @@ fn row(backend: &str, threads: usize, op: &str, bytes: u64, start: Instant) -> R
 /// `objseal bench`.
 pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<(), Failure> {
     let size = parse_size(&a.size)?;
+    if size == 0 {
+        return Err(Failure::usage(
+            "--size 0: nothing to measure; give e.g. 64MiB",
+        ));
+    }
     let len = usize::try_from(size).map_err(|_| Failure::usage("--size too large here"))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = if a.threads.is_empty() {
@@ -212,11 +227,7 @@ fn in_memory(
             if opened != plain {
                 return Err(Failure::usage("bench: opened bytes differ (a bug)"));
             }
-            for (slot, r) in best.iter_mut().zip([seal, open]) {
-                if slot.as_ref().is_none_or(|s| r.seconds < s.seconds) {
-                    *slot = Some(r);
-                }
-            }
+            keep_fastest(&mut best, [seal, open]);
         }
         rows.extend(best.into_iter().flatten());
     }
@@ -308,11 +319,7 @@ fn files(
             .open_file(OpenWith::Managed, binding, &sealed, &opened)
             .map_err(|e| fail(e, &sealed))?;
         let open = row(name, cores, "open file→file", size, start);
-        for (slot, r) in best.iter_mut().zip([copy, seal, open]) {
-            if slot.as_ref().is_none_or(|s| r.seconds < s.seconds) {
-                *slot = Some(r);
-            }
-        }
+        keep_fastest(&mut best, [copy, seal, open]);
     }
     let rows = best.into_iter().flatten().collect();
     Ok(rows)

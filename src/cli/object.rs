@@ -325,7 +325,6 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
                 "--size is for stdin (`-`) only: a file's length is known",
             ));
         }
-        (Some(s), true) if s.trim() == "0" => Some(0),
         (Some(s), true) => Some(super::bench::parse_size(s)?),
         (None, _) => None,
     };

@@ -566,46 +566,22 @@ vaes_clmul_avx2_features! {
 
 #[cfg(test)]
 mod tests {
-    use aes::Aes256;
-    use aes::cipher::{BlockCipherEncrypt, KeyInit};
-    use ghash::GHash;
-    use ghash::universal_hash::UniversalHash;
-
+    use super::super::test_support::{self as ts, CryptFn};
     use super::*;
 
-    /// GCM with the message counter starting at `ctr0`, one block at a time.
-    fn reference(
-        key: &[u8; 32],
-        nonce: &[u8; 12],
-        ctr0: u32,
-        aad: &[u8],
-        buf: &mut [u8],
-    ) -> [u8; 16] {
-        let aes = Aes256::new(key.into());
-        let block = |ctr: u32| {
-            let mut b = aes::Block::default();
-            b[..12].copy_from_slice(nonce);
-            b[12..].copy_from_slice(&ctr.to_be_bytes());
-            aes.encrypt_block(&mut b);
-            b
-        };
-        for (i, chunk) in buf.chunks_mut(16).enumerate() {
-            let ks = block(ctr0.wrapping_add(i as u32));
-            chunk.iter_mut().zip(ks.iter()).for_each(|(c, k)| *c ^= k);
-        }
-        let mut ghash = GHash::new(&block_zero(&aes));
-        ghash.update_padded(aad);
-        ghash.update_padded(buf);
-        ghash.update(&[length_block(aad.len(), buf.len()).into()]);
-        let s = ghash.finalize();
-        let mask = block(1);
-        core::array::from_fn(|i| s[i] ^ mask[i])
-    }
-
-    fn block_zero(aes: &Aes256) -> aes::Block {
-        let mut h = aes::Block::default();
-        aes.encrypt_block(&mut h);
-        h
+    /// `crypt` on `k`, as the shared tests call it.
+    fn kernel(k: &Key) -> Box<CryptFn<'_>> {
+        Box::new(move |seal, nonce, ctr0, aad, buf, src| {
+            // SAFETY: `k` was made by `Key::new`, which takes an
+            // `VaesClmulAvx2` witness: only `detect()` creates one.
+            unsafe {
+                if seal {
+                    crypt::<true>(k, nonce, ctr0, aad, buf, src)
+                } else {
+                    crypt::<false>(k, nonce, ctr0, aad, buf, src)
+                }
+            }
+        })
     }
 
     #[test]
@@ -614,50 +590,9 @@ mod tests {
             eprintln!("skipped: no VAES on this CPU");
             return;
         };
-        let key: [u8; 32] = core::array::from_fn(|i| i as u8 * 7 + 1);
-        let nonce: [u8; 12] = core::array::from_fn(|i| 0xf0 ^ i as u8);
-        let k = Key::new(&key, cpu);
-        // Starts just before the 2^32 wrap, and every value of the low
-        // counter byte (the fast path's bound depends on it).
-        let wrap = [u32::MAX - 40, u32::MAX - 15, u32::MAX - 1, u32::MAX];
-        let low_bytes = (0..=255u32).map(|b| 0x1234_5600 | b);
-        for ctr0 in wrap.into_iter().chain(low_bytes) {
-            for len in [1, 17, 255, 256, 600, 1024, 4 * 1024 + 5] {
-                let msg: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
-                let mut want = msg.clone();
-                let want_tag = reference(&key, &nonce, ctr0, b"aad", &mut want);
-                let mut got = msg.clone();
-                // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`.
-                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut got, None) };
-                assert_eq!(got, want, "ct, ctr0 {ctr0:#x} len {len}");
-                assert_eq!(tag, want_tag, "tag, ctr0 {ctr0:#x} len {len}");
-                // Out of place, into a buffer of garbage.
-                let mut out = vec![0xa5u8; len];
-                // SAFETY: as above.
-                let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"aad", &mut out, Some(&msg)) };
-                assert_eq!(out, want, "ct to, ctr0 {ctr0:#x} len {len}");
-                assert_eq!(tag, want_tag, "tag to, ctr0 {ctr0:#x} len {len}");
-                let mut back = vec![0x3cu8; len];
-                // SAFETY: as above.
-                let tag =
-                    unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut back, Some(&want)) };
-                assert_eq!(back, msg, "pt to, ctr0 {ctr0:#x} len {len}");
-                assert_eq!(tag, want_tag, "open tag to, ctr0 {ctr0:#x} len {len}");
-                // SAFETY: as above.
-                let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"aad", &mut got, None) };
-                assert_eq!(got, msg, "pt, ctr0 {ctr0:#x} len {len}");
-                assert_eq!(tag, want_tag, "open tag, ctr0 {ctr0:#x} len {len}");
-            }
-        }
-    }
-
-    /// Two keys, one with a zero last byte (the only key byte the round-1
-    /// table depends on).
-    fn test_keys() -> [[u8; 32]; 2] {
-        let a: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5c);
-        let mut b: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(83) ^ 0xa3);
-        b[15] = 0;
-        [a, b]
+        let k = Key::new(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu);
+        let lens = [1, 17, 255, 256, 600, 1024, 4 * 1024 + 5];
+        ts::counter_wraps(&*kernel(&k), &lens);
     }
 
     #[test]
@@ -666,9 +601,8 @@ mod tests {
             eprintln!("skipped: no VAES on this CPU");
             return;
         };
-        for key in test_keys() {
+        for key in ts::test_keys() {
             let k = Key::new(&key, cpu);
-            // Round 1 of a block (whitening included).
             let direct = |b: &[u8; 16]| {
                 let mut out = [0u8; 16];
                 // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`
@@ -679,18 +613,8 @@ mod tests {
                 });
                 out
             };
-            for seed in [0u8, 0x3d, 0xff] {
-                let mut base: [u8; 16] = core::array::from_fn(|i| seed ^ (i as u8 * 17));
-                base[15] = 0;
-                let r1 = direct(&base);
-                for t in 0..=255u8 {
-                    let mut b = base;
-                    b[15] = t;
-                    let via_table: [u8; 16] =
-                        core::array::from_fn(|i| r1[i] ^ k.first[usize::from(t)][i]);
-                    assert_eq!(via_table, direct(&b), "key[15] {:#x} t {t:#x}", key[15]);
-                }
-            }
+            let first = |t: u8| k.first[usize::from(t)];
+            ts::round1_table(key[15], direct, first);
         }
     }
 
@@ -700,41 +624,12 @@ mod tests {
             eprintln!("skipped: no VAES on this CPU");
             return;
         };
-        let nonce: [u8; 12] = core::array::from_fn(|i| 0x0f ^ (i as u8 * 5));
-        for key in test_keys() {
+        for key in ts::test_keys() {
             let k = Key::new(&key, cpu);
-            // Every low byte below an ordinary high part and below the
-            // 2^32 wrap; 3, 5, 17 and 40 strides (40 cross two or three
-            // 256-block segments), each with a tail (one of 13 blocks).
-            let high = [0x1234_5600u32, 0xffff_ff00];
-            for ctr0 in high
-                .into_iter()
-                .flat_map(|h| (0..=255u32).map(move |b| h | b))
-            {
-                for len in [3 * 256 + 1, 5 * 256 + 9, 17 * 256 + 200, 40 * 256 + 3] {
-                    let msg: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
-                    let mut want = msg.clone();
-                    let want_tag = reference(&key, &nonce, ctr0, b"ad", &mut want);
-                    let at = format!("key[15] {:#x} ctr0 {ctr0:#x} len {len}", key[15]);
-                    let mut got = msg.clone();
-                    // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`.
-                    let tag = unsafe { crypt::<true>(&k, &nonce, ctr0, b"ad", &mut got, None) };
-                    assert_eq!((&got, tag), (&want, want_tag), "seal, {at}");
-                    let mut out = vec![0x77u8; len];
-                    // SAFETY: as above.
-                    let tag =
-                        unsafe { crypt::<true>(&k, &nonce, ctr0, b"ad", &mut out, Some(&msg)) };
-                    assert_eq!((&out, tag), (&want, want_tag), "seal to, {at}");
-                    let mut back = vec![0x88u8; len];
-                    // SAFETY: as above.
-                    let tag =
-                        unsafe { crypt::<false>(&k, &nonce, ctr0, b"ad", &mut back, Some(&want)) };
-                    assert_eq!((&back, tag), (&msg, want_tag), "open to, {at}");
-                    // SAFETY: as above.
-                    let tag = unsafe { crypt::<false>(&k, &nonce, ctr0, b"ad", &mut got, None) };
-                    assert_eq!((&got, tag), (&msg, want_tag), "open, {at}");
-                }
-            }
+            // 3, 5, 17 and 40 strides (40 cross two or three 256-block
+            // segments), each with a tail (one of 13 blocks).
+            let lens = [3 * 256 + 1, 5 * 256 + 9, 17 * 256 + 200, 40 * 256 + 3];
+            ts::every_low_byte(&*kernel(&k), &key, &lens);
         }
     }
 }
