@@ -459,6 +459,32 @@ pub enum KeyError {
         /// What is wrong.
         reason: String,
     },
+    /// A key-store file (or a file objseal must read or replace safely) is
+    /// a link, directory, FIFO, device or socket instead of a regular file.
+    #[error("{} is a {kind}, not a regular file; objseal only reads and replaces regular files here (links are not followed)", path.display())]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// Another process held a key store's lock for longer than the lock
+    /// timeout.
+    #[error("{} is locked by another objseal process and stayed locked for {waited_ms} ms; try again, or find the process holding it (`fuser {}`)", path.display(), path.display())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long it was waited for.
+        waited_ms: u64,
+    },
+    /// A file of a key store that was created before is missing.
+    #[error("key store file {} is missing, though this key store was created before ({reason}); objects sealed under it cannot be opened without it: restore it from a backup (objseal never creates a new key in its place)", path.display())]
+    StoreMissing {
+        /// The missing file.
+        path: PathBuf,
+        /// How it is known the store existed.
+        reason: String,
+    },
     /// The object is not encrypted in the mode the operation needs.
     #[error("object is encrypted with {found:?}, not {expected:?}")]
     ModeMismatch {

@@ -1,68 +1,118 @@
 //! File helpers shared by every layer: the one staged-file type behind
-//! every atomic write (temporary file beside the destination, fsync, rename,
-//! directory fsync), the permission check on secret files, and UTC
-//! timestamps.
+//! every atomic write (anonymous or locked temporary file beside the
+//! destination, fsync, rename, directory fsync), the sweep of temporary
+//! files that dead writers left, inter-process locks on key stores, the
+//! checks on secret files (regular, private, bounded), and UTC timestamps.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, KeyError};
 use crate::keys::secret::fill_random;
 
-/// A new file being written under a temporary name beside its destination:
-/// private to its owner (mode 0600 on unix: it may hold plaintext or keys),
-/// renamed over the destination by [`Staged::commit`] only once complete and
-/// fsynced, and removed on drop otherwise. A crash or an error therefore
-/// leaves the old destination or the complete new one, never a torn file.
-pub(crate) struct Staged {
+/// The prefix and suffix of every temporary file objseal makes.
+const TMP_PREFIX: &str = ".objseal-";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// A new file being written beside its destination: private to its owner
+/// (mode 0600 on unix: it may hold plaintext or keys), put in place over the
+/// destination by [`StagedFile::commit`] only once complete and fsynced, and
+/// discarded on drop otherwise. A crash or an error therefore leaves the old
+/// destination or the complete new one, never a torn file.
+///
+/// On Linux the file is created without a name (`O_TMPFILE`) in the
+/// destination's directory, so a process killed while writing (by `kill
+/// -9`, Ctrl-C or a crash) leaves nothing behind: the kernel frees the
+/// file. It gets a name (`.objseal-<16 hex digits>.tmp`, locked by the
+/// writer) only for the instant between the final fsync and the rename over
+/// the destination. Where anonymous files are not supported (other systems,
+/// some file systems) the file has that name from the start, and is locked
+/// from the start. Either way a temporary file whose lock is free belongs
+/// to a writer that died: [`remove_stale_temp_files`] removes those.
+///
+/// ```
+/// use std::io::Write;
+/// use objseal::fs::StagedFile;
+///
+/// let dir = tempfile::tempdir()?;
+/// let dst = dir.path().join("out.bin");
+/// let mut staged = StagedFile::create(&dst)?;
+/// staged.file().write_all(b"complete")?;
+/// assert!(!dst.exists()); // nothing at the destination until commit
+/// staged.commit()?;
+/// assert_eq!(std::fs::read(&dst)?, b"complete");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct StagedFile {
     file: File,
-    tmp: PathBuf,
+    dir: PathBuf,
     dst: PathBuf,
+    /// The name the file has now: `None` while it is anonymous.
+    named: Option<PathBuf>,
     committed: bool,
 }
 
-impl Staged {
-    /// Creates the temporary file for `dst`, named `.objseal-<16 hex
-    /// digits>.tmp` in the same directory (short, so any destination name
-    /// that fits the file system leaves room for it; random, so concurrent
-    /// writers never collide; created exclusively, so it never follows or
-    /// reuses an existing path).
-    pub(crate) fn create(dst: &Path) -> Result<Self, Error> {
+impl core::fmt::Debug for StagedFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StagedFile")
+            .field("dst", &self.dst)
+            .field("named", &self.named)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Internal name kept for the modules that used it first.
+pub(crate) type Staged = StagedFile;
+
+impl StagedFile {
+    /// Creates the temporary file for `dst` in `dst`'s directory (which
+    /// must exist). `dst` itself is not touched until [`Self::commit`].
+    pub fn create(dst: impl AsRef<Path>) -> Result<Self, Error> {
+        let dst = dst.as_ref();
         if dst.file_name().is_none() {
             return Err(Error::io_at(
                 dst,
                 io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"),
             ));
         }
-        let mut rnd = [0u8; 8];
-        fill_random(&mut rnd)?;
-        let tmp = parent_dir(dst).join(format!(".objseal-{:016x}.tmp", u64::from_le_bytes(rnd)));
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+        let dir = parent_dir(dst);
+        #[cfg(target_os = "linux")]
+        if let Some(file) = anonymous_file(&dir)? {
+            return Ok(StagedFile {
+                file,
+                dir,
+                dst: dst.to_path_buf(),
+                named: None,
+                committed: false,
+            });
         }
-        let file = opts.open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
-        Ok(Staged {
+        let (file, tmp) = named_locked_file(&dir)?;
+        Ok(StagedFile {
             file,
-            tmp,
+            dir,
             dst: dst.to_path_buf(),
+            named: Some(tmp),
             committed: false,
         })
     }
 
-    /// The file being written.
-    pub(crate) fn file(&self) -> &File {
+    /// The file being written (positioned writes from several threads are
+    /// fine).
+    pub fn file(&self) -> &File {
         &self.file
     }
 
-    /// The temporary path, for error messages.
+    /// Where the file will be put.
+    pub fn destination(&self) -> &Path {
+        &self.dst
+    }
+
+    /// The path to name in an error about the file being written.
     pub(crate) fn tmp_path(&self) -> &Path {
-        &self.tmp
+        self.named.as_deref().unwrap_or(&self.dst)
     }
 
     /// Makes the file durable, renames it over the destination, and makes
@@ -72,20 +122,344 @@ impl Staged {
     /// has already been replaced by the complete new file (the rename is
     /// done and cannot be undone); only its durability across a crash is in
     /// doubt.
-    pub(crate) fn commit(mut self) -> Result<(), Error> {
+    pub fn commit(mut self) -> Result<(), Error> {
         self.file
             .sync_all()
-            .map_err(|e| Error::io_at(&self.tmp, e))?;
-        fs::rename(&self.tmp, &self.dst).map_err(|e| Error::io_at(&self.dst, e))?;
+            .map_err(|e| Error::io_at(&self.dst, e))?;
+        let tmp = match self.named.clone() {
+            Some(tmp) => tmp,
+            None => {
+                let tmp = self.link_anonymous()?;
+                self.named = Some(tmp.clone());
+                tmp
+            }
+        };
+        fs::rename(&tmp, &self.dst).map_err(|e| Error::io_at(&self.dst, e))?;
         self.committed = true;
-        sync_dir(&parent_dir(&self.dst))
+        sync_dir(&self.dir)
+    }
+
+    /// Gives the anonymous file a locked temporary name in its directory.
+    #[cfg(target_os = "linux")]
+    fn link_anonymous(&self) -> Result<PathBuf, Error> {
+        use rustix::fs::{AtFlags, CWD, linkat};
+        use std::os::fd::AsRawFd;
+        // Lock before the file has a name, so no sweeper can take it for
+        // a dead writer's.
+        lock_exclusive_now(&self.file, &self.dst)?;
+        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        for _ in 0..16 {
+            let tmp = self.dir.join(random_tmp_name()?);
+            let linked = linkat(CWD, proc_path.as_str(), CWD, &tmp, AtFlags::SYMLINK_FOLLOW)
+                .or_else(|e| {
+                    if e == rustix::io::Errno::EXIST {
+                        return Err(e);
+                    }
+                    // Without /proc, linking the descriptor itself needs a
+                    // capability; try it before giving up.
+                    linkat(&self.file, "", CWD, &tmp, AtFlags::EMPTY_PATH)
+                });
+            match linked {
+                Ok(()) => return Ok(tmp),
+                Err(e) if e == rustix::io::Errno::EXIST => continue,
+                Err(e) => return Err(Error::io_at(&self.dst, e.into())),
+            }
+        }
+        Err(Error::io_at(
+            &self.dst,
+            io::Error::other("no free temporary name beside it"),
+        ))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn link_anonymous(&self) -> Result<PathBuf, Error> {
+        unreachable!("files are anonymous on Linux only")
     }
 }
 
-impl Drop for Staged {
+impl Drop for StagedFile {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
+        if !self.committed
+            && let Some(tmp) = &self.named
+        {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// A random temporary name: `.objseal-<16 hex digits>.tmp`.
+fn random_tmp_name() -> Result<String, Error> {
+    let mut rnd = [0u8; 8];
+    fill_random(&mut rnd)?;
+    Ok(format!(
+        "{TMP_PREFIX}{:016x}{TMP_SUFFIX}",
+        u64::from_le_bytes(rnd)
+    ))
+}
+
+/// Whether `name` is one of objseal's temporary file names.
+fn is_tmp_name(name: &str) -> bool {
+    name.len() == TMP_PREFIX.len() + 16 + TMP_SUFFIX.len()
+        && name.starts_with(TMP_PREFIX)
+        && name.ends_with(TMP_SUFFIX)
+        && name[TMP_PREFIX.len()..TMP_PREFIX.len() + 16]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
+}
+
+/// An anonymous 0600 file in `dir`, or `None` where the file system or
+/// kernel has no anonymous files.
+#[cfg(target_os = "linux")]
+fn anonymous_file(dir: &Path) -> Result<Option<File>, Error> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    use rustix::io::Errno;
+    match openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => Ok(None),
+        Err(e) => Err(Error::io_at(dir, e.into())),
+    }
+}
+
+/// A new 0600 file with a random temporary name in `dir`, exclusively
+/// locked, and checked to still have that name once locked (a sweeper
+/// could otherwise have removed it between creation and lock).
+fn named_locked_file(dir: &Path) -> Result<(File, PathBuf), Error> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    for _ in 0..16 {
+        let tmp = dir.join(random_tmp_name()?);
+        let file = match opts.open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io_at(&tmp, e)),
+        };
+        if file.try_lock().is_err() || !same_file(&file, &tmp) {
+            continue;
+        }
+        return Ok((file, tmp));
+    }
+    Err(Error::io_at(
+        dir,
+        io::Error::other("no free temporary name in it"),
+    ))
+}
+
+/// Whether `path` (not followed if a link) is the file open as `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
+}
+
+/// Takes `file`'s exclusive lock, which must be free.
+fn lock_exclusive_now(file: &File, path: &Path) -> Result<(), Error> {
+    file.try_lock().map_err(|e| {
+        Error::io_at(
+            path,
+            match e {
+                std::fs::TryLockError::Error(e) => e,
+                std::fs::TryLockError::WouldBlock => io::Error::other("temporary file is locked"),
+            },
+        )
+    })
+}
+
+/// Removes the temporary files that writers which died (killed, crashed,
+/// out of power) left in `dir`: files named `.objseal-<16 hex>.tmp` whose
+/// lock no live writer holds. Returns how many were removed. A live
+/// writer's file is never touched: it holds its lock until it renames the
+/// file into place.
+///
+/// The command line runs this on each directory it writes into and on its
+/// key store. A server that writes many files into one directory should
+/// run it once at start, not per write: it reads the whole directory.
+pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize, Error> {
+    let dir = dir.as_ref();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io_at(dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io_at(dir, e))?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_tmp_name) {
+            continue;
+        }
+        let path = entry.path();
+        // Only regular files, never through a link, never blocking.
+        let Ok(file) = open_regular(&path, false) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && same_file(&file, &path) {
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io_at(&path, e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Opens `path` for reading (and writing, with `write`), refusing with
+/// [`KeyError::NotRegularFile`] anything but a regular file: a symbolic
+/// link is not followed, and a FIFO or device is refused without blocking.
+pub(crate) fn open_regular(path: &Path, write: bool) -> Result<File, Error> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(write);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32);
+    }
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            // ELOOP: the path is a symbolic link.
+            if let Some(kind) = special_kind(path) {
+                return Err(KeyError::NotRegularFile {
+                    path: path.to_path_buf(),
+                    kind,
+                }
+                .into());
+            }
+            return Err(Error::io_at(path, e));
+        }
+    };
+    let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    if !meta.is_file() {
+        return Err(KeyError::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: kind_of(&meta.file_type()),
+        }
+        .into());
+    }
+    Ok(file)
+}
+
+/// What `path` is, when it exists and is not a regular file.
+pub(crate) fn special_kind(path: &Path) -> Option<&'static str> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    (!meta.is_file()).then(|| kind_of(&meta.file_type()))
+}
+
+/// A file type in words.
+fn kind_of(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO (named pipe)";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "device";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
+}
+
+/// How long [`FileLock::acquire`] waits, in milliseconds.
+static LOCK_TIMEOUT_MS: AtomicU64 = AtomicU64::new(10_000);
+
+/// Sets how long key-store operations wait for another process's lock on
+/// the store before failing with [`KeyError::LockTimeout`] (default 10 s).
+pub fn set_lock_timeout(timeout: Duration) {
+    LOCK_TIMEOUT_MS.store(
+        u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+/// An exclusive lock, across processes, on a lock file (an advisory
+/// `flock`); released when dropped. The lock file is created (0600) if
+/// missing and never removed (removing lock files races with their users).
+pub(crate) struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    /// Takes the lock on `path`, waiting at most the lock timeout.
+    pub(crate) fn acquire(path: &Path) -> Result<FileLock, Error> {
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use rustix::fs::OFlags;
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+            opts.custom_flags(
+                (OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32,
+            );
+        }
+        let file = opts.open(path).map_err(|e| match special_kind(path) {
+            Some(kind) => KeyError::NotRegularFile {
+                path: path.to_path_buf(),
+                kind,
+            }
+            .into(),
+            None => Error::io_at(path, e),
+        })?;
+        let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+        if !meta.is_file() {
+            return Err(KeyError::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: kind_of(&meta.file_type()),
+            }
+            .into());
+        }
+        let timeout = Duration::from_millis(LOCK_TIMEOUT_MS.load(Ordering::Relaxed));
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(FileLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io_at(path, e)),
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(KeyError::LockTimeout {
+                    path: path.to_path_buf(),
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                }
+                .into());
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 }
@@ -124,11 +498,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// Refuses a secret file that its group or others can access.
-pub(crate) fn check_private(path: &Path) -> Result<(), Error> {
+pub(crate) fn check_private_meta(path: &Path, meta: &fs::Metadata) -> Result<(), Error> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = fs::metadata(path).map_err(|e| Error::io_at(path, e))?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::InsecurePermissions {
@@ -139,15 +512,17 @@ pub(crate) fn check_private(path: &Path) -> Result<(), Error> {
         }
     }
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = (path, meta);
     Ok(())
 }
 
-/// Reads a secret file after checking its permissions, refusing one larger
-/// than `max` bytes.
+/// Reads a secret file: a regular file (not a link, FIFO or device), not
+/// accessible to its group or others, at most `max` bytes.
 pub(crate) fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    check_private(path)?;
-    let len = fs::metadata(path).map_err(|e| Error::io_at(path, e))?.len();
+    let file = open_regular(path, false)?;
+    let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    check_private_meta(path, &meta)?;
+    let len = meta.len();
     if len > max {
         return Err(KeyError::CorruptStore {
             path: path.to_path_buf(),
@@ -155,7 +530,78 @@ pub(crate) fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
         }
         .into());
     }
-    fs::read(path).map_err(|e| Error::io_at(path, e))
+    let mut out = Vec::with_capacity(len as usize);
+    (&file)
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io_at(path, e))?;
+    if out.len() as u64 > max {
+        return Err(KeyError::CorruptStore {
+            path: path.to_path_buf(),
+            reason: format!("grew past the {max}-byte limit while read"),
+        }
+        .into());
+    }
+    Ok(out)
+}
+
+/// Turns "not found" on a key-store file that was read before into
+/// [`KeyError::StoreMissing`]: it was deleted or moved under a running
+/// store, and must be restored, not re-created.
+pub(crate) fn missing_is_lost(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            KeyError::StoreMissing {
+                path: path.to_path_buf(),
+                reason: "it was read earlier by this process".into(),
+            }
+            .into()
+        }
+        other => other,
+    }
+}
+
+/// A cheap fingerprint of a file's current version (device, inode, size,
+/// modification and change times), to tell whether another process
+/// replaced it; `None` when it does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+/// The current [`Stamp`] of `path` (not following links).
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Some(Stamp {
+            dev: 0,
+            ino: 0,
+            len: meta.len(),
+            mtime_ns,
+            ctime_ns: 0,
+        })
+    }
 }
 
 /// Seconds since the Unix epoch, now.

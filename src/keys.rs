@@ -38,7 +38,7 @@ pub use details::{
 };
 pub use keyring::{KeyVersionInfo, Keyring};
 pub use kms::{
-    AuditQuery, AuditRecord, DecryptedDataKey, GeneratedDataKey, KeyMetadata, KeyState, Kms,
-    LocalKms,
+    AuditQuery, AuditRecord, AuditReport, DamagedLine, DecryptedDataKey, GeneratedDataKey,
+    KeyMetadata, KeyState, Kms, LocalKms,
 };
 pub use secret::{BucketKey, CustomerKey, KmsDataKey, MasterKey, SECRET_LEN};

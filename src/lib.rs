@@ -67,6 +67,13 @@ pub mod engine;
 mod error;
 pub mod format;
 mod fsio;
+
+/// File helpers for embedders: the staged (all-or-nothing) output file that
+/// every objseal write goes through, the sweep of temporary files left by
+/// writers that died, and the wait for key-store locks.
+pub mod fs {
+    pub use crate::fsio::{StagedFile, remove_stale_temp_files, set_lock_timeout};
+}
 pub mod keys;
 pub mod sse;
 

@@ -1,16 +1,38 @@
-//! Output files written beside their destination and renamed into place only
-//! once complete and synced, so a failure leaves nothing behind. They are
-//! created with mode 0600: an opened file is plaintext.
+//! Output files: written beside their destination and put in place only
+//! once complete and synced, so a failure or a kill leaves nothing behind
+//! (see [`objseal::fs::StagedFile`]). They are created with mode 0600: an
+//! opened file is plaintext.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
+
+use objseal::fs::{StagedFile, remove_stale_temp_files};
 
 use super::Failure;
 
-/// Refuses to replace an existing `path` unless `force`.
+/// Refuses to replace an existing `path` unless `force`, and refuses to
+/// replace anything but a regular file even with `force`: a device, FIFO,
+/// socket or directory would be swapped for a regular file holding the
+/// output, and a symbolic link would be replaced itself, not its target.
 pub fn check_new(path: &Path, force: bool) -> Result<(), Failure> {
-    if !force && path.exists() {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_symlink() {
+            "a symbolic link (give the path it points to)"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket (to write to it, use `-o -` and redirect)"
+        };
+        return Err(Failure::usage(format!(
+            "{} is {kind}; objseal only replaces regular files",
+            path.display()
+        )));
+    }
+    if !force {
         return Err(Failure::usage(format!(
             "{} exists; pass --force to replace it",
             path.display()
@@ -19,81 +41,44 @@ pub fn check_new(path: &Path, force: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A file being written under a temporary name beside its destination;
-/// removed on drop unless committed.
+/// A file being written for `dst`; discarded on drop unless committed.
 pub struct Staged {
-    tmp: PathBuf,
-    dst: PathBuf,
-    file: File,
+    inner: StagedFile,
+    dst: std::path::PathBuf,
 }
 
 impl Staged {
-    /// Creates the temporary file (mode 0600) for `dst`.
+    /// Creates the temporary file (mode 0600) for `dst`, first removing the
+    /// temporary files that killed objseal processes left beside it.
     pub fn create(dst: &Path) -> Result<Staged, Failure> {
+        if dst.file_name().is_none() {
+            return Err(Failure::usage(format!(
+                "{} is not a file name",
+                dst.display()
+            )));
+        }
         let dir = match dst.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
         };
-        let name = dst
-            .file_name()
-            .ok_or_else(|| Failure::usage(format!("{} is not a file name", dst.display())))?;
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        for n in 0..100u32 {
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".objseal-{}-{n}.tmp", std::process::id()));
-            let tmp = dir.join(tmp_name);
-            match opts.open(&tmp) {
-                Ok(file) => {
-                    return Ok(Staged {
-                        tmp,
-                        dst: dst.to_path_buf(),
-                        file,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Failure::io(dst, &e)),
-            }
-        }
-        Err(Failure::io(
-            dst,
-            &io::Error::other("no free temporary name beside it"),
-        ))
+        let fail = |e| Failure::from_error(e, dst);
+        remove_stale_temp_files(dir).map_err(fail)?;
+        Ok(Staged {
+            inner: StagedFile::create(dst).map_err(fail)?,
+            dst: dst.to_path_buf(),
+        })
     }
 
-    /// The open file.
-    pub fn file(&mut self) -> &mut File {
-        &mut self.file
+    /// The open file (`&File` is `Write`).
+    pub fn file(&mut self) -> &File {
+        self.inner.file()
     }
 
-    /// Syncs the file and renames it into place.
-    pub fn commit(mut self) -> Result<(), Failure> {
+    /// Syncs the file and puts it in place.
+    pub fn commit(self) -> Result<(), Failure> {
         let dst = self.dst.clone();
-        self.file.flush().map_err(|e| Failure::io(&dst, &e))?;
-        self.file.sync_all().map_err(|e| Failure::io(&dst, &e))?;
-        std::fs::rename(&self.tmp, &dst).map_err(|e| Failure::io(&dst, &e))?;
-        self.tmp = PathBuf::new();
-        // Make the rename durable (best effort: not every platform can
-        // open a directory).
-        if let Some(dir) = dst.parent().filter(|p| !p.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        self.inner
+            .commit()
+            .map_err(|e| Failure::from_error(e, &dst))
     }
 }

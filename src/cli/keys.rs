@@ -246,7 +246,7 @@ pub fn kms(ctx: &Ctx, c: KmsCommand) -> Result<(), Failure> {
             println!("{}", meta.arn);
         }
         KmsCommand::List { json } => {
-            let keys = kms.list_keys();
+            let keys = kms.list_keys().map_err(at)?;
             if json {
                 let v: Vec<_> = keys
                     .iter()
@@ -341,7 +341,17 @@ pub fn kms(ctx: &Ctx, c: KmsCommand) -> Result<(), Failure> {
                 since_ms: since.as_deref().map(parse_since).transpose()?,
                 ..AuditQuery::default()
             };
-            for r in kms.audit(&query).map_err(at)? {
+            let report = kms.audit_report(&query).map_err(at)?;
+            for d in &report.damaged {
+                eprintln!(
+                    "objseal: warning: {} line {} (byte {}) cannot be read: {}",
+                    kms.audit_path().display(),
+                    d.line,
+                    d.offset,
+                    d.reason
+                );
+            }
+            for r in report.records {
                 if json {
                     println!("{}", serde_json::to_string(&r).unwrap_or_default());
                 } else {

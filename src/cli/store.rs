@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use objseal::{Engine, Error, Keyring, Kms, KmsError, LocalKms};
+use objseal::{Engine, Error, KeyError, Keyring, Kms, KmsError, LocalKms};
 
 use super::Failure;
 
@@ -18,6 +18,86 @@ pub const PRINCIPAL: &str = "objseal-cli";
 const KEYRING_FILE: &str = "keyring.json";
 const KMS_DIR: &str = "kms";
 const KEYRING_ID: &str = "objseal-s3";
+/// Written last when a store is created: from then on its files are never
+/// created again.
+const MARKER_FILE: &str = "home.json";
+/// The home's lock, held while the store is opened or created.
+const LOCK_FILE: &str = ".objseal.lock";
+
+/// Takes the home's lock (an advisory lock on `.objseal.lock`), waiting at
+/// most the store lock timeout.
+fn lock_home(home: &Path) -> Result<std::fs::File, Error> {
+    let path = home.join(LOCK_FILE);
+    if let Ok(m) = std::fs::symlink_metadata(&path)
+        && !m.is_file()
+    {
+        return Err(Error::Key(KeyError::NotRegularFile {
+            path,
+            kind: "special file",
+        }));
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(&path).map_err(|e| io_error(&path, e))?;
+    let deadline = std::time::Instant::now() + lock_timeout();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Key(KeyError::LockTimeout {
+                    path,
+                    waited_ms: u64::try_from(lock_timeout().as_millis()).unwrap_or(u64::MAX),
+                }));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&path, e)),
+        }
+    }
+}
+
+/// The store lock timeout: `$OBJSEAL_LOCK_TIMEOUT` seconds, else 10 s.
+pub fn lock_timeout() -> std::time::Duration {
+    std::env::var("OBJSEAL_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs_f64,
+        )
+}
+
+/// An I/O error on `path`.
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: Some(path.to_path_buf()),
+        source: e,
+    }
+}
+
+/// Writes the creation marker atomically.
+fn write_marker(path: &Path) -> Result<(), Error> {
+    use std::io::Write as _;
+    let staged = objseal::fs::StagedFile::create(path)?;
+    let text = format!(
+        "{{\"format\":\"objseal-home/1\",\"created_unix\":{}}}\n",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    staged
+        .file()
+        .write_all(text.as_bytes())
+        .map_err(|e| io_error(path, e))?;
+    staged.commit()
+}
 
 /// The store directory: `--home`, else `$OBJSEAL_HOME`, else
 /// `$XDG_DATA_HOME/objseal`, else `$HOME/.local/share/objseal`.
@@ -55,43 +135,86 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `home`, creating what is missing (and saying so
+    /// Opens the store at `home`, creating it on first use (and saying so
     /// once on stderr).
+    ///
+    /// Creation is atomic across processes (under the home's lock, and
+    /// marked by `home.json`, written last). Once a store was created, a
+    /// missing keyring or KMS file is an error naming it, never a new key.
     pub fn open(home: &Path) -> Result<Store, Failure> {
         let at = |e| Failure::from_error(e, home);
-        let mut created = false;
-        if !home.exists() {
-            std::fs::create_dir_all(home).map_err(|e| Failure::io(home, &e))?;
-            created = true;
-        }
+        objseal::fs::set_lock_timeout(lock_timeout());
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
         #[cfg(unix)]
-        if created {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Failure::io(home, &e))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(home).map_err(|e| Failure::io(home, &e))?;
+        if !home.is_dir() {
+            return Err(Failure::io(
+                home,
+                &std::io::Error::other("the key store path is not a directory"),
+            ));
+        }
+        let kms_dir = home.join(KMS_DIR);
+        // Temporary files of killed writers (key store saves): swept here.
+        for dir in [home, kms_dir.as_path()] {
+            objseal::fs::remove_stale_temp_files(dir).map_err(at)?;
         }
         let ring_path = home.join(KEYRING_FILE);
-        let keyring = if ring_path.exists() {
-            Keyring::open(&ring_path).map_err(at)?
-        } else {
-            created = true;
-            Keyring::create(&ring_path, KEYRING_ID).map_err(at)?
+        let marker = home.join(MARKER_FILE);
+        let _lock = lock_home(home).map_err(at)?;
+        let existed = match std::fs::symlink_metadata(&marker) {
+            Ok(m) if m.is_file() => true,
+            Ok(_) => {
+                return Err(at(Error::Key(KeyError::NotRegularFile {
+                    path: marker,
+                    kind: "special file",
+                })));
+            }
+            Err(_) => false,
         };
-        let kms = LocalKms::open(home.join(KMS_DIR), REGION, ACCOUNT).map_err(at)?;
-        if let Err(Error::Kms(KmsError::NotFound { .. })) = kms.describe_key(DEFAULT_ALIAS) {
-            let meta = kms
-                .create_key("objseal command line default key", PRINCIPAL)
-                .map_err(at)?;
-            kms.create_alias(DEFAULT_ALIAS, &meta.key_id, PRINCIPAL)
-                .map_err(at)?;
-            created = true;
-        }
-        if created {
+        let (keyring, kms) = if existed {
+            let lost = |path: &Path| {
+                at(Error::Key(KeyError::StoreMissing {
+                    path: path.to_path_buf(),
+                    reason: format!("{} records its creation", marker.display()),
+                }))
+            };
+            if std::fs::symlink_metadata(&ring_path).is_err() {
+                return Err(lost(&ring_path));
+            }
+            let keyring = Keyring::open(&ring_path).map_err(at)?;
+            let kms = LocalKms::open_existing(&kms_dir, REGION, ACCOUNT).map_err(|e| match e {
+                Error::Key(KeyError::StoreMissing { path, .. }) => lost(&path),
+                e => at(e),
+            })?;
+            (keyring, kms)
+        } else {
+            // First use (or a store made before the marker existed: adopt
+            // what is there, create what is not).
+            let (keyring, _) = Keyring::open_or_create(&ring_path, KEYRING_ID).map_err(at)?;
+            let kms = LocalKms::open(&kms_dir, REGION, ACCOUNT).map_err(at)?;
+            match kms.describe_key(DEFAULT_ALIAS) {
+                Ok(_) => {}
+                Err(Error::Kms(KmsError::NotFound { .. })) => {
+                    let meta = kms
+                        .create_key("objseal command line default key", PRINCIPAL)
+                        .map_err(at)?;
+                    kms.create_alias(DEFAULT_ALIAS, &meta.key_id, PRINCIPAL)
+                        .map_err(at)?;
+                }
+                Err(e) => return Err(at(e)),
+            }
+            write_marker(&marker).map_err(at)?;
             eprintln!(
                 "objseal: created a key store in {} (SSE-S3 keyring, local KMS with key {DEFAULT_ALIAS}); back it up: sealed files cannot be opened without it",
                 home.display()
             );
-        }
+            (keyring, kms)
+        };
         Ok(Store {
             home: home.to_path_buf(),
             keyring: Arc::new(keyring),

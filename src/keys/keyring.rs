@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -50,7 +50,18 @@ const MAX_FILE_LEN: u64 = 16 << 20;
 pub struct Keyring {
     path: Option<PathBuf>,
     state: RwLock<State>,
+    /// The file version the state was read from, and when that was last
+    /// checked.
+    seen: Mutex<Seen>,
 }
+
+struct Seen {
+    stamp: Option<fsio::Stamp>,
+    checked: Instant,
+}
+
+/// How often [`Keyring::wrap`] looks for a rotation done by another process.
+const RECHECK: Duration = Duration::from_secs(1);
 
 impl core::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -110,11 +121,34 @@ struct FileVersion {
 }
 
 impl Keyring {
-    /// Creates a keyring file at `path` (which must not exist) with a fresh
-    /// version 1 of master key `key_id`.
+    /// Creates a keyring file at `path` (nothing may exist there, not even
+    /// a dangling link) with a fresh version 1 of master key `key_id`.
     pub fn create(path: impl AsRef<Path>, key_id: &str) -> Result<Self, Error> {
         let path = path.as_ref();
-        if path.exists() {
+        let _lock = fsio::FileLock::acquire(&lock_path(path))?;
+        Self::create_locked(path, key_id)
+    }
+
+    /// Opens the keyring file at `path`, or creates it with a fresh version
+    /// 1 of `key_id` if nothing is there; returns whether it was created.
+    /// Safe against other processes doing the same at the same time: one
+    /// creates it, the others open what it created.
+    ///
+    /// A caller that knows the keyring existed before must use
+    /// [`Keyring::open`], so that a lost file is an error rather than a
+    /// fresh key.
+    pub fn open_or_create(path: impl AsRef<Path>, key_id: &str) -> Result<(Self, bool), Error> {
+        let path = path.as_ref();
+        let _lock = fsio::FileLock::acquire(&lock_path(path))?;
+        if std::fs::symlink_metadata(path).is_ok() {
+            Ok((Self::open(path)?, false))
+        } else {
+            Ok((Self::create_locked(path, key_id)?, true))
+        }
+    }
+
+    fn create_locked(path: &Path, key_id: &str) -> Result<Self, Error> {
+        if std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::io_at(
                 path,
                 std::io::Error::new(
@@ -123,12 +157,16 @@ impl Keyring {
                 ),
             ));
         }
-        let ring = Keyring {
+        let state = State::new(key_id)?;
+        save(path, &state)?;
+        Ok(Keyring {
             path: Some(path.to_path_buf()),
-            state: RwLock::new(State::new(key_id)?),
-        };
-        ring.save(&ring.read())?;
-        Ok(ring)
+            state: RwLock::new(state),
+            seen: Mutex::new(Seen {
+                stamp: fsio::stamp(path),
+                checked: Instant::now(),
+            }),
+        })
     }
 
     /// A keyring held in memory only (tests, benches, ephemeral stores):
@@ -137,75 +175,73 @@ impl Keyring {
         Ok(Keyring {
             path: None,
             state: RwLock::new(State::new(key_id)?),
+            seen: Mutex::new(Seen {
+                stamp: None,
+                checked: Instant::now(),
+            }),
         })
     }
 
     /// Opens the keyring file at `path`. Refuses a file that its group or
-    /// others may access ([`KeyError::InsecurePermissions`]) and a file that
-    /// does not parse ([`KeyError::CorruptStore`]).
+    /// others may access ([`KeyError::InsecurePermissions`]), anything but
+    /// a regular file ([`KeyError::NotRegularFile`]: links are not
+    /// followed) and a file that does not parse ([`KeyError::CorruptStore`]).
+    ///
+    /// Several processes may use one keyring file: every change
+    /// ([`Keyring::rotate`], [`Keyring::retire`]) takes an exclusive lock
+    /// on `PATH.lock`, re-reads the file under it, and replaces the file
+    /// atomically, so no process's change is lost; changes made by other
+    /// processes are picked up when an object names a version this process
+    /// has not seen, when wrapping (checked at most once a second), and by
+    /// [`Keyring::refresh`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let bytes = Zeroizing::new(fsio::read_private(path, MAX_FILE_LEN)?);
-        let corrupt = |reason: String| KeyError::CorruptStore {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file: FileV1 = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if file.format != FILE_FORMAT {
-            return Err(corrupt(format!(
-                "format {:?}, expected {FILE_FORMAT:?}",
-                file.format
-            ))
-            .into());
-        }
-        check_key_id(&file.key_id)?;
-        let mut versions = BTreeMap::new();
-        for v in file.versions {
-            let key = match v.key {
-                Some(text) => {
-                    let text = Zeroizing::new(text);
-                    let raw = Zeroizing::new(
-                        BASE64
-                            .decode(text.as_bytes())
-                            .map_err(|e| corrupt(format!("version {}: {e}", v.version)))?,
-                    );
-                    Some(MasterKey::try_from_slice(&raw)?)
-                }
-                None => None,
-            };
-            if key.is_none() && v.retired.is_none() {
-                return Err(corrupt(format!(
-                    "version {} has no key and is not retired",
-                    v.version
-                ))
-                .into());
-            }
-            if v.version == 0
-                || versions
-                    .insert(
-                        v.version,
-                        Version {
-                            created: v.created,
-                            retired: v.retired,
-                            key,
-                        },
-                    )
-                    .is_some()
-            {
-                return Err(corrupt(format!("version {} is zero or repeated", v.version)).into());
-            }
-        }
-        if versions.get(&file.active).is_none_or(|v| v.key.is_none()) {
-            return Err(corrupt(format!("active version {} has no key", file.active)).into());
-        }
+        let stamp = fsio::stamp(path);
+        let state = load(path)?;
         Ok(Keyring {
             path: Some(path.to_path_buf()),
-            state: RwLock::new(State {
-                key_id: file.key_id,
-                active: file.active,
-                versions,
+            state: RwLock::new(state),
+            seen: Mutex::new(Seen {
+                stamp,
+                checked: Instant::now(),
             }),
         })
+    }
+
+    /// Re-reads the keyring file if another process changed it since this
+    /// keyring last read it. Returns whether it did.
+    pub fn refresh(&self) -> Result<bool, Error> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.checked = Instant::now();
+        let now = fsio::stamp(path);
+        if now.is_some() && now == seen.stamp {
+            return Ok(false);
+        }
+        let state = load(path).map_err(|e| fsio::missing_is_lost(e, path))?;
+        *self.write() = state;
+        seen.stamp = now;
+        Ok(true)
+    }
+
+    /// Applies `change` to the current state of the file, under the
+    /// store's lock, and saves the result; the in-memory state follows only
+    /// once the file is saved.
+    fn change<T>(&self, change: impl FnOnce(&mut State) -> Result<T, Error>) -> Result<T, Error> {
+        let Some(path) = &self.path else {
+            return change(&mut self.write());
+        };
+        let _lock = fsio::FileLock::acquire(&lock_path(path))?;
+        let mut state = load(path).map_err(|e| fsio::missing_is_lost(e, path))?;
+        let out = change(&mut state)?;
+        save(path, &state)?;
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        *self.write() = state;
+        seen.stamp = fsio::stamp(path);
+        seen.checked = Instant::now();
+        Ok(out)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -214,40 +250,6 @@ impl Keyring {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Writes the state to the keyring file (no-op in memory).
-    fn save(&self, s: &State) -> Result<(), Error> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let file = FileV1 {
-            format: FILE_FORMAT.to_owned(),
-            key_id: s.key_id.clone(),
-            active: s.active,
-            versions: s
-                .versions
-                .iter()
-                .map(|(&version, v)| FileVersion {
-                    version,
-                    created: v.created,
-                    retired: v.retired,
-                    key: v.key.as_ref().map(|k| BASE64.encode(k.expose_secret())),
-                })
-                .collect(),
-        };
-        let json = Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(|e| {
-            KeyError::CorruptStore {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })?);
-        for v in file.versions {
-            if let Some(k) = v.key {
-                drop(Zeroizing::new(k));
-            }
-        }
-        fsio::write_private_atomic(path, &json)
     }
 
     /// The master key's id (the envelope's key id for SSE-S3 objects).
@@ -278,38 +280,34 @@ impl Keyring {
     /// versions stay for decryption. The file is rewritten atomically first:
     /// if that fails, nothing changes.
     pub fn rotate(&self) -> Result<u32, Error> {
-        let mut s = self.write();
-        let next = s
-            .versions
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or(KeyError::VersionsExhausted {
-                key_id: s.key_id.clone(),
-            })?;
-        let previous = s.active;
-        s.versions.insert(
-            next,
-            Version {
-                created: fsio::unix_now(),
-                retired: None,
-                key: Some(MasterKey::generate()?),
-            },
-        );
-        s.active = next;
-        if let Err(e) = self.save(&s) {
-            s.versions.remove(&next);
-            s.active = previous;
-            return Err(e);
-        }
-        Ok(next)
+        self.change(|s| {
+            let next = s
+                .versions
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(0)
+                .checked_add(1)
+                .ok_or(KeyError::VersionsExhausted {
+                    key_id: s.key_id.clone(),
+                })?;
+            s.versions.insert(
+                next,
+                Version {
+                    created: fsio::unix_now(),
+                    retired: None,
+                    key: Some(MasterKey::generate()?),
+                },
+            );
+            s.active = next;
+            Ok(next)
+        })
     }
 
     /// Rotates when the active version is at least `age` old; returns the new
     /// version if it rotated. Call it periodically to rotate regularly.
     pub fn rotate_if_older_than(&self, age: Duration) -> Result<Option<u32>, Error> {
+        self.refresh()?;
         let created = {
             let s = self.read();
             s.versions.get(&s.active).map_or(0, |v| v.created)
@@ -335,48 +333,41 @@ impl Keyring {
         objects: impl IntoIterator<Item = &'a Envelope>,
         force: bool,
     ) -> Result<(), Error> {
-        let mut s = self.write();
-        if version == s.active {
-            return Err(KeyError::RetireActive { version }.into());
-        }
-        let key_id = s.key_id.clone();
-        let unknown = KeyError::UnknownKeyVersion {
-            key_id: key_id.clone(),
-            version,
-        };
-        let v = s.versions.get(&version).ok_or(unknown)?;
-        if v.retired.is_some() {
-            return Ok(());
-        }
-        let in_use = objects
-            .into_iter()
-            .filter(|e| {
-                e.mode == Mode::SseS3
-                    && e.wrapped_key.key_id == key_id
-                    && e.wrapped_key.key_version == version
-            })
-            .count();
-        if in_use > 0 && !force {
-            return Err(KeyError::VersionStillInUse {
-                version,
-                objects: in_use,
+        let objects: Vec<&Envelope> = objects.into_iter().collect();
+        self.change(|s| {
+            if version == s.active {
+                return Err(KeyError::RetireActive { version }.into());
             }
-            .into());
-        }
-        let v = s
-            .versions
-            .get_mut(&version)
-            .ok_or(KeyError::UnknownKeyVersion { key_id, version })?;
-        let key = v.key.take();
-        v.retired = Some(fsio::unix_now());
-        if let Err(e) = self.save(&s) {
-            if let Some(v) = s.versions.get_mut(&version) {
-                v.key = key;
-                v.retired = None;
+            let key_id = s.key_id.clone();
+            let v = s
+                .versions
+                .get_mut(&version)
+                .ok_or(KeyError::UnknownKeyVersion {
+                    key_id: key_id.clone(),
+                    version,
+                })?;
+            if v.retired.is_some() {
+                return Ok(());
             }
-            return Err(e);
-        }
-        Ok(())
+            let in_use = objects
+                .iter()
+                .filter(|e| {
+                    e.mode == Mode::SseS3
+                        && e.wrapped_key.key_id == key_id
+                        && e.wrapped_key.key_version == version
+                })
+                .count();
+            if in_use > 0 && !force {
+                return Err(KeyError::VersionStillInUse {
+                    version,
+                    objects: in_use,
+                }
+                .into());
+            }
+            v.key = None;
+            v.retired = Some(fsio::unix_now());
+            Ok(())
+        })
     }
 
     /// Re-seals the data key of an SSE-S3 `envelope` under the active version
@@ -396,6 +387,9 @@ impl Keyring {
 
     /// Wraps `dek` under the active version.
     pub(crate) fn wrap(&self, scope: &WrapScope<'_>, dek: &DataKey) -> Result<WrappedKey, Error> {
+        if self.path.is_some() && self.due_for_check() {
+            self.refresh()?;
+        }
         let s = self.read();
         let key = s
             .versions
@@ -415,12 +409,31 @@ impl Keyring {
         )
     }
 
-    /// Unwraps an SSE-S3 wrapped key under the version it names.
+    /// Whether the file was last checked for changes over [`RECHECK`] ago.
+    fn due_for_check(&self) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .checked
+            .elapsed()
+            >= RECHECK
+    }
+
+    /// Unwraps an SSE-S3 wrapped key under the version it names, re-reading
+    /// the file first if it names a version this keyring has not seen (made
+    /// by another process since this one read the file).
     pub(crate) fn unwrap(
         &self,
         scope: &WrapScope<'_>,
         wrapped: &WrappedKey,
     ) -> Result<DataKey, Error> {
+        let unseen = {
+            let s = self.read();
+            wrapped.key_id == s.key_id && !s.versions.contains_key(&wrapped.key_version)
+        };
+        if unseen {
+            self.refresh()?;
+        }
         if scope.mode != Mode::SseS3 {
             return Err(KeyError::ModeMismatch {
                 expected: Mode::SseS3,
@@ -455,6 +468,107 @@ impl Keyring {
         })?;
         wrap::unwrap(key.expose_secret(), scope, wrapped)
     }
+}
+
+/// Writes `s` to the keyring file at `path`, atomically.
+fn save(path: &Path, s: &State) -> Result<(), Error> {
+    let file = FileV1 {
+        format: FILE_FORMAT.to_owned(),
+        key_id: s.key_id.clone(),
+        active: s.active,
+        versions: s
+            .versions
+            .iter()
+            .map(|(&version, v)| FileVersion {
+                version,
+                created: v.created,
+                retired: v.retired,
+                key: v.key.as_ref().map(|k| BASE64.encode(k.expose_secret())),
+            })
+            .collect(),
+    };
+    let json =
+        Zeroizing::new(
+            serde_json::to_vec_pretty(&file).map_err(|e| KeyError::CorruptStore {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?,
+        );
+    for v in file.versions {
+        if let Some(k) = v.key {
+            drop(Zeroizing::new(k));
+        }
+    }
+    fsio::write_private_atomic(path, &json)
+}
+
+/// The lock file of the keyring file at `path`: `PATH.lock`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Reads and checks the keyring file at `path`.
+fn load(path: &Path) -> Result<State, Error> {
+    let bytes = Zeroizing::new(fsio::read_private(path, MAX_FILE_LEN)?);
+    let corrupt = |reason: String| KeyError::CorruptStore {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file: FileV1 = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    if file.format != FILE_FORMAT {
+        return Err(corrupt(format!(
+            "format {:?}, expected {FILE_FORMAT:?}",
+            file.format
+        ))
+        .into());
+    }
+    check_key_id(&file.key_id)?;
+    let mut versions = BTreeMap::new();
+    for v in file.versions {
+        let key = match v.key {
+            Some(text) => {
+                let text = Zeroizing::new(text);
+                let raw = Zeroizing::new(
+                    BASE64
+                        .decode(text.as_bytes())
+                        .map_err(|e| corrupt(format!("version {}: {e}", v.version)))?,
+                );
+                Some(MasterKey::try_from_slice(&raw)?)
+            }
+            None => None,
+        };
+        if key.is_none() && v.retired.is_none() {
+            return Err(corrupt(format!(
+                "version {} has no key and is not retired",
+                v.version
+            ))
+            .into());
+        }
+        if v.version == 0
+            || versions
+                .insert(
+                    v.version,
+                    Version {
+                        created: v.created,
+                        retired: v.retired,
+                        key,
+                    },
+                )
+                .is_some()
+        {
+            return Err(corrupt(format!("version {} is zero or repeated", v.version)).into());
+        }
+    }
+    if versions.get(&file.active).is_none_or(|v| v.key.is_none()) {
+        return Err(corrupt(format!("active version {} has no key", file.active)).into());
+    }
+    Ok(State {
+        key_id: file.key_id,
+        active: file.active,
+        versions,
+    })
 }
 
 impl State {

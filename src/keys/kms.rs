@@ -5,7 +5,7 @@
 mod audit;
 mod local;
 
-pub use audit::{AuditQuery, AuditRecord};
+pub use audit::{AuditQuery, AuditRecord, AuditReport, DamagedLine};
 pub use local::{KeyMetadata, KeyState, LocalKms};
 
 use super::context::EncryptionContext;

@@ -1,5 +1,5 @@
 //! The append-only audit log of [`super::LocalKms`]: one JSON object per
-//! line, fsynced before the operation returns.
+//! line, durable before the operation returns.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, KeyError};
+use crate::fsio;
 use crate::keys::context::EncryptionContext;
 
 /// Longest audit line read back, in bytes.
@@ -72,47 +73,146 @@ impl AuditQuery {
     }
 }
 
-/// The open log file.
+/// A line of the audit log that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedLine {
+    /// Its line number, from 1.
+    pub line: u64,
+    /// Its byte offset in the file.
+    pub offset: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The audit records matching a query, and the lines that could not be
+/// read (reported, not fatal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Matching records, oldest first.
+    pub records: Vec<AuditRecord>,
+    /// Lines that do not parse, in file order.
+    pub damaged: Vec<DamagedLine>,
+}
+
+/// The open log file. Appends happen under the KMS's store lock only, so
+/// the file grows one complete line (or batch of lines) at a time; a torn
+/// tail (a failed or killed append) is cut off by [`AuditLog::repair_tail`]
+/// before the next append.
 pub(super) struct AuditLog {
     path: PathBuf,
     file: File,
 }
 
 impl AuditLog {
+    /// Opens (creating, 0600) the log; refuses links, FIFOs and devices
+    /// without blocking on them.
     pub(super) fn open(path: &Path) -> Result<Self, Error> {
         let mut opts = OpenOptions::new();
-        opts.append(true).create(true);
+        opts.read(true).append(true).create(true);
         #[cfg(unix)]
         {
+            use rustix::fs::OFlags;
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
+            opts.custom_flags(
+                (OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32,
+            );
         }
-        let file = opts.open(path).map_err(|e| Error::io_at(path, e))?;
+        let file = opts
+            .open(path)
+            .map_err(|e| match fsio::special_kind(path) {
+                Some(kind) => KeyError::NotRegularFile {
+                    path: path.to_path_buf(),
+                    kind,
+                }
+                .into(),
+                None => Error::io_at(path, e),
+            })?;
+        let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+        if !meta.is_file() {
+            return Err(KeyError::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: "special file",
+            }
+            .into());
+        }
         Ok(AuditLog {
             path: path.to_path_buf(),
             file,
         })
     }
 
-    /// Appends one record and fsyncs it.
-    pub(super) fn append(&mut self, record: &AuditRecord) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(record).map_err(|e| KeyError::CorruptStore {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        line.push(b'\n');
+    /// The log's length in bytes.
+    pub(super) fn len(&self) -> Result<u64, Error> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| Error::io_at(&self.path, e))?
+            .len())
+    }
+
+    /// Cuts off a torn last line (one not ending in a newline), left by an
+    /// append that failed (full disk) or was killed. Such a line belongs to
+    /// an operation that was never acknowledged, or whose record is still
+    /// pending in the key store and is appended again. Returns the number
+    /// of bytes cut.
+    pub(super) fn repair_tail(&mut self) -> Result<u64, Error> {
+        let len = self.len()?;
+        if len == 0 {
+            return Ok(0);
+        }
+        let io = |e| Error::io_at(&self.path, e);
+        let mut last = [0u8; 1];
+        read_at(&self.file, &mut last, len - 1).map_err(io)?;
+        if last[0] == b'\n' {
+            return Ok(0);
+        }
+        let mut end = len;
+        let mut buf = vec![0u8; 64 * 1024];
+        let cut = loop {
+            let start = end.saturating_sub(buf.len() as u64);
+            let chunk = &mut buf[..(end - start) as usize];
+            read_at(&self.file, chunk, start).map_err(io)?;
+            if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+                break start + i as u64 + 1;
+            }
+            if start == 0 {
+                break 0;
+            }
+            end = start;
+        };
+        self.file.set_len(cut).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        Ok(len - cut)
+    }
+
+    /// Appends `records` (one line each) in one write and fsyncs them.
+    pub(super) fn append_all(&mut self, records: &[AuditRecord]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut lines, r).map_err(|e| KeyError::CorruptStore {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+            lines.push(b'\n');
+        }
         self.file
-            .write_all(&line)
+            .write_all(&lines)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| Error::io_at(&self.path, e))
     }
 
-    /// Reads every record matching `query`, oldest first.
-    pub(super) fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+    /// Reads every record matching `query`, oldest first, reporting lines
+    /// that do not parse instead of failing on them.
+    pub(super) fn report(&self, query: &AuditQuery) -> Result<AuditReport, Error> {
         let file = File::open(&self.path).map_err(|e| Error::io_at(&self.path, e))?;
         let mut reader = BufReader::new(file);
-        let mut out = Vec::new();
+        let mut out = AuditReport::default();
         let mut line = Vec::new();
+        let (mut number, mut offset) = (0u64, 0u64);
         loop {
             line.clear();
             let n = (&mut reader)
@@ -122,19 +222,71 @@ impl AuditLog {
             if n == 0 {
                 break;
             }
-            let corrupt = |reason: String| KeyError::CorruptStore {
-                path: self.path.clone(),
-                reason,
-            };
+            number += 1;
+            let at = offset;
+            offset += n as u64;
             if line.last() != Some(&b'\n') {
-                return Err(corrupt("audit line too long or cut short".into()).into());
+                let reason = if n as u64 > MAX_LINE {
+                    // Skip the rest of the overlong line.
+                    let mut rest = Vec::new();
+                    let skipped = (&mut reader)
+                        .read_until(b'\n', &mut rest)
+                        .map_err(|e| Error::io_at(&self.path, e))?;
+                    offset += skipped as u64;
+                    "line longer than 64 KiB"
+                } else {
+                    "last line cut short (an append that failed or was killed)"
+                };
+                out.damaged.push(DamagedLine {
+                    line: number,
+                    offset: at,
+                    reason: reason.into(),
+                });
+                continue;
             }
-            let record: AuditRecord =
-                serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
-            if query.matches(&record) {
-                out.push(record);
+            match serde_json::from_slice::<AuditRecord>(&line) {
+                Ok(record) => {
+                    if query.matches(&record) {
+                        out.records.push(record);
+                    }
+                }
+                Err(e) => out.damaged.push(DamagedLine {
+                    line: number,
+                    offset: at,
+                    reason: e.to_string(),
+                }),
             }
         }
         Ok(out)
+    }
+
+    /// Reads every record matching `query`, oldest first; a line that does
+    /// not parse is an error naming it.
+    pub(super) fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        let report = self.report(query)?;
+        if let Some(d) = report.damaged.first() {
+            return Err(KeyError::CorruptStore {
+                path: self.path.clone(),
+                reason: format!("line {} (byte {}): {}", d.line, d.offset, d.reason),
+            }
+            .into());
+        }
+        Ok(report.records)
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::Seek;
+        let mut f = file;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        f.read_exact(buf)
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::audit::{AuditLog, AuditQuery, AuditRecord};
+use super::audit::{AuditLog, AuditQuery, AuditRecord, AuditReport};
 use super::{DecryptedDataKey, GeneratedDataKey, Kms};
 use crate::cipher::Aes256Gcm;
 use crate::error::{Error, KeyError, KmsError};
@@ -23,6 +23,9 @@ use crate::keys::wrap::put16;
 
 const KEYS_FILE: &str = "keys.json";
 const AUDIT_FILE: &str = "audit.jsonl";
+const LOCK_FILE: &str = "keys.json.lock";
+/// The principal of the audit records of automatic rotations.
+pub const AUTO_ROTATION_PRINCIPAL: &str = "objseal-kms/automatic-rotation";
 const FILE_FORMAT: &str = "objseal-localkms/1";
 const MAX_FILE_LEN: u64 = 64 << 20;
 /// Magic that starts a LocalKms ciphertext blob.
@@ -78,6 +81,13 @@ struct StoreFile {
     format: String,
     keys: Vec<CmkFile>,
     aliases: BTreeMap<String, String>,
+    /// The audit records of the change that wrote this file: durable here
+    /// first, then appended to the log at `audit_offset` (again by the next
+    /// operation, if the log is shorter than that).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending_audit: Vec<AuditRecord>,
+    #[serde(default)]
+    audit_offset: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -131,6 +141,16 @@ struct Inner {
     keys: BTreeMap<String, Cmk>,
     aliases: BTreeMap<String, String>,
     audit: AuditLog,
+    /// The version of `keys.json` this state was read from or written as;
+    /// `None` forces a re-read.
+    stamp: Option<fsio::Stamp>,
+    /// The records of the last change and where they go in the log.
+    pending: Vec<AuditRecord>,
+    pending_offset: u64,
+    /// Set by an operation that changed the state (to be saved).
+    dirty: bool,
+    /// Records an operation adds besides its own (automatic rotation).
+    side_records: Vec<AuditRecord>,
 }
 
 /// The embedded key-management service: customer master keys (CMKs) kept in
@@ -194,13 +214,41 @@ struct Audited<T> {
     result: Result<T, Error>,
     key_arn: Option<String>,
     key_version: Option<u32>,
+    /// For an operation on several keys: one success record per key ARN
+    /// instead of one record for the operation.
+    per_key: Option<Vec<String>>,
 }
 
 impl LocalKms {
-    /// Opens (creating if needed) the KMS kept in `dir`, serving `region` and
-    /// `account` (12 digits).
+    /// Opens the KMS kept in `dir`, serving `region` and `account` (12
+    /// digits), creating an empty one if `dir` is missing or holds no store
+    /// (no `keys.json` and an empty or absent audit log). A `dir` whose
+    /// `keys.json` is gone but whose audit log has records is refused with
+    /// [`KeyError::StoreMissing`]: its keys must be restored, not replaced.
+    ///
+    /// Several processes (and threads) may use one directory: each
+    /// operation takes an exclusive lock on `keys.json.lock`, re-reads
+    /// `keys.json` if another process changed it, makes its change, and
+    /// replaces the file atomically; the change's audit records are written
+    /// into `keys.json` with it and then appended to the log, so a crash
+    /// between the two cannot lose them (the next operation appends them).
     pub fn open(dir: impl AsRef<Path>, region: &str, account: &str) -> Result<Self, Error> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_inner(dir.as_ref(), region, account, true)
+    }
+
+    /// Opens the KMS kept in `dir` like [`LocalKms::open`], but never creates
+    /// one: a missing `keys.json` is [`KeyError::StoreMissing`]. For callers
+    /// that know the store existed.
+    pub fn open_existing(
+        dir: impl AsRef<Path>,
+        region: &str,
+        account: &str,
+    ) -> Result<Self, Error> {
+        Self::open_inner(dir.as_ref(), region, account, false)
+    }
+
+    fn open_inner(dir: &Path, region: &str, account: &str, create: bool) -> Result<Self, Error> {
+        let dir = dir.to_path_buf();
         if region.is_empty()
             || !region
                 .chars()
@@ -217,27 +265,63 @@ impl LocalKms {
             }
             .into());
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io_at(&dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        if create {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(&dir).map_err(|e| Error::io_at(&dir, e))?;
+        } else if !dir.is_dir() {
+            return Err(KeyError::StoreMissing {
+                path: dir,
+                reason: "the key store was created before".into(),
+            }
+            .into());
         }
+        let this_region = region.to_owned();
+        let this_account = account.to_owned();
         let keys_path = dir.join(KEYS_FILE);
-        let (keys, aliases) = if keys_path.exists() {
+        let audit_path = dir.join(AUDIT_FILE);
+        let _flock = fsio::FileLock::acquire(&dir.join(LOCK_FILE))?;
+        let loaded = if std::fs::symlink_metadata(&keys_path).is_ok() {
             load(&keys_path)?
         } else {
-            (BTreeMap::new(), BTreeMap::new())
+            if !create {
+                return Err(KeyError::StoreMissing {
+                    path: keys_path,
+                    reason: "the key store was created before".into(),
+                }
+                .into());
+            }
+            let audit_len = std::fs::symlink_metadata(&audit_path).map_or(0, |m| m.len());
+            if audit_len > 0 {
+                return Err(KeyError::StoreMissing {
+                    path: keys_path,
+                    reason: format!("its audit log {} has records", audit_path.display()),
+                }
+                .into());
+            }
+            let empty = Loaded::default();
+            save_file(&keys_path, &empty)?;
+            empty
         };
-        let audit = AuditLog::open(&dir.join(AUDIT_FILE))?;
+        let audit = AuditLog::open(&audit_path)?;
         Ok(LocalKms {
             dir,
-            region: region.to_owned(),
-            account: account.to_owned(),
+            region: this_region,
+            account: this_account,
             inner: Mutex::new(Inner {
-                keys,
-                aliases,
+                keys: loaded.keys,
+                aliases: loaded.aliases,
                 audit,
+                stamp: fsio::stamp(&keys_path),
+                pending: loaded.pending,
+                pending_offset: loaded.pending_offset,
+                dirty: false,
+                side_records: Vec::new(),
             }),
         })
     }
@@ -261,8 +345,67 @@ impl LocalKms {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `op` under the lock and appends its audit line; the caller sees
-    /// `op`'s result only once the line is durable.
+    /// Brings the cached state up to date with the store, under both locks:
+    /// re-reads `keys.json` if another process replaced it, cuts a torn
+    /// tail off the audit log, and appends the last change's records if
+    /// they are not in the log yet.
+    fn sync_locked(&self, inner: &mut Inner) -> Result<(), Error> {
+        self.refresh_locked(inner)?;
+        inner.audit.repair_tail()?;
+        if !inner.pending.is_empty() && inner.audit.len()? <= inner.pending_offset {
+            inner.audit.append_all(&inner.pending)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads `keys.json` if it changed since it was read or written
+    /// here (no store lock needed: the file is replaced atomically).
+    fn refresh_locked(&self, inner: &mut Inner) -> Result<(), Error> {
+        let path = self.keys_path();
+        let now = fsio::stamp(&path);
+        if now.is_some() && now == inner.stamp {
+            return Ok(());
+        }
+        let loaded = load(&path).map_err(|e| fsio::missing_is_lost(e, &path))?;
+        inner.keys = loaded.keys;
+        inner.aliases = loaded.aliases;
+        inner.pending = loaded.pending;
+        inner.pending_offset = loaded.pending_offset;
+        inner.stamp = now;
+        Ok(())
+    }
+
+    /// One audit record, stamped now.
+    fn record(
+        operation: &str,
+        principal: &str,
+        key_arn: Option<String>,
+        key_version: Option<u32>,
+        context: Option<&EncryptionContext>,
+        result: Result<(), &Error>,
+    ) -> AuditRecord {
+        let ms = fsio::unix_now_ms();
+        AuditRecord {
+            time: fsio::rfc3339(ms / 1000),
+            unix_ms: ms,
+            principal: principal.to_owned(),
+            operation: operation.to_owned(),
+            key_arn,
+            key_version,
+            encryption_context: context.cloned(),
+            outcome: if result.is_ok() { "Success" } else { "Failure" }.to_owned(),
+            error: result.err().map(error_kind),
+        }
+    }
+
+    /// Runs `op` under the process's mutex and the store's file lock, on
+    /// the store's current state, and records it in the audit log; the
+    /// caller sees `op`'s result only once its record is durable.
+    ///
+    /// A change is saved to `keys.json` together with its audit records
+    /// (write-ahead), then the records are appended to the log. If that
+    /// append fails, the change stands and its records are appended by the
+    /// next operation (which fails rather than run while they are missing).
     fn audited<T>(
         &self,
         operation: &str,
@@ -272,33 +415,94 @@ impl LocalKms {
         op: impl FnOnce(&Self, &mut Inner) -> Audited<T>,
     ) -> Result<T, Error> {
         let mut inner = self.lock();
+        let _flock = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE))?;
+        self.sync_locked(&mut inner)?;
+        inner.dirty = false;
+        inner.side_records.clear();
         let out = op(self, &mut inner);
-        let ms = fsio::unix_now_ms();
-        let record = AuditRecord {
-            time: fsio::rfc3339(ms / 1000),
-            unix_ms: ms,
-            principal: principal.to_owned(),
-            operation: operation.to_owned(),
-            key_arn: out
-                .key_arn
-                .or_else(|| (!key_ref.is_empty()).then(|| key_ref.to_owned())),
-            key_version: out.key_version,
-            encryption_context: context.cloned(),
-            outcome: if out.result.is_ok() {
-                "Success"
-            } else {
-                "Failure"
+        let key_arn = out
+            .key_arn
+            .or_else(|| (!key_ref.is_empty()).then(|| key_ref.to_owned()));
+        let mut records = std::mem::take(&mut inner.side_records);
+        match out.per_key {
+            Some(arns) => {
+                for arn in arns {
+                    records.push(Self::record(
+                        operation,
+                        principal,
+                        Some(arn),
+                        None,
+                        context,
+                        Ok(()),
+                    ));
+                }
             }
-            .to_owned(),
-            error: out.result.as_ref().err().map(error_kind),
-        };
-        inner.audit.append(&record)?;
+            None => records.push(Self::record(
+                operation,
+                principal,
+                key_arn.clone(),
+                out.key_version,
+                context,
+                out.result.as_ref().map(|_| ()),
+            )),
+        }
+        if std::mem::take(&mut inner.dirty) {
+            if out.result.is_ok() {
+                let offset = inner.audit.len()?;
+                let before_pending = std::mem::replace(&mut inner.pending, records.clone());
+                let before_offset = std::mem::replace(&mut inner.pending_offset, offset);
+                match self.save(&inner) {
+                    Ok(()) => {
+                        inner.stamp = fsio::stamp(&self.keys_path());
+                        // Durable in keys.json already: a failed append is
+                        // made good by the next operation.
+                        let _ = inner.audit.append_all(&records);
+                        return out.result;
+                    }
+                    Err(e) => {
+                        inner.pending = before_pending;
+                        inner.pending_offset = before_offset;
+                        inner.stamp = None;
+                        let failed = Self::record(
+                            operation,
+                            principal,
+                            key_arn,
+                            out.key_version,
+                            context,
+                            Err(&e),
+                        );
+                        inner.audit.append_all(&[failed])?;
+                        return Err(e);
+                    }
+                }
+            }
+            // A failed operation must not leave half a change cached.
+            inner.stamp = None;
+        }
+        inner.audit.append_all(&records)?;
         out.result
     }
 
-    /// Audit records matching `query`, oldest first.
+    /// Audit records matching `query`, oldest first. A line of the log
+    /// that does not parse is an error ([`KeyError::CorruptStore`] naming
+    /// it); [`LocalKms::audit_report`] reports such lines instead.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
-        self.lock().audit.query(query)
+        let mut inner = self.lock();
+        let _flock = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE))?;
+        self.sync_locked(&mut inner)?;
+        inner.audit.query(query)
+    }
+
+    /// Audit records matching `query`, with the lines that could not be
+    /// read listed apart instead of failing the whole query. Repairs a torn
+    /// last line first when it can (when it cannot, for example on a
+    /// read-only store, the torn line is reported).
+    pub fn audit_report(&self, query: &AuditQuery) -> Result<AuditReport, Error> {
+        let mut inner = self.lock();
+        if let Ok(_flock) = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE)) {
+            let _ = self.sync_locked(&mut inner);
+        }
+        inner.audit.report(query)
     }
 
     /// Creates an enabled customer master key in this region.
@@ -333,10 +537,7 @@ impl LocalKms {
                     versions,
                 };
                 inner.keys.insert(key_id.clone(), cmk);
-                if let Err(e) = this.save(inner) {
-                    inner.keys.remove(&key_id);
-                    return Err(e);
-                }
+                inner.dirty = true;
                 Ok(key_id)
             })();
             match made {
@@ -346,6 +547,7 @@ impl LocalKms {
                         key_arn: Some(cmk.arn()),
                         key_version: Some(1),
                         result: Ok(metadata(cmk, &inner.aliases)),
+                        per_key: None,
                     }
                 }
                 Err(e) => fail(e),
@@ -384,34 +586,33 @@ impl LocalKms {
                 Err(e) => return fail(e.into()),
             };
             inner.aliases.insert(alias.to_owned(), id.clone());
-            let arn = inner.keys[&id].arn();
-            if let Err(e) = this.save(inner) {
-                inner.aliases.remove(alias);
-                return fail(e);
-            }
+            inner.dirty = true;
             Audited {
                 result: Ok(()),
-                key_arn: Some(arn),
+                key_arn: Some(inner.keys[&id].arn()),
                 key_version: None,
+                per_key: None,
             }
         })
     }
 
     /// Metadata of the key `key_ref` (not audited: no key material is used).
     pub fn describe_key(&self, key_ref: &str) -> Result<KeyMetadata, Error> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        self.refresh_locked(&mut inner)?;
         let cmk = self.resolve(&inner, key_ref)?;
         Ok(metadata(cmk, &inner.aliases))
     }
 
     /// Every key in this directory, in any region.
-    pub fn list_keys(&self) -> Vec<KeyMetadata> {
-        let inner = self.lock();
-        inner
+    pub fn list_keys(&self) -> Result<Vec<KeyMetadata>, Error> {
+        let mut inner = self.lock();
+        self.refresh_locked(&mut inner)?;
+        Ok(inner
             .keys
             .values()
             .map(|k| metadata(k, &inner.aliases))
-            .collect()
+            .collect())
     }
 
     /// Changes a key's state through `change`, saving and auditing.
@@ -430,15 +631,15 @@ impl LocalKms {
                 Ok(x) => x,
                 Err(e) => return fail(e.into()),
             };
-            set(inner, &id, new);
-            if let Err(e) = this.save(inner) {
-                set(inner, &id, old);
-                return fail(e);
+            if new != old {
+                set(inner, &id, new);
+                inner.dirty = true;
             }
             Audited {
                 result: Ok(()),
                 key_arn: Some(arn),
                 key_version: None,
+                per_key: None,
             }
         })
     }
@@ -502,20 +703,17 @@ impl LocalKms {
                 Ok(c) => c.key_id.clone(),
                 Err(e) => return fail(e.into()),
             };
-            let cmk = inner.keys.get_mut(&id).expect("resolved");
-            let old = cmk.rotation_period_secs;
+            let Some(cmk) = inner.keys.get_mut(&id) else {
+                return fail(KmsError::NotFound { key_id: id }.into());
+            };
             cmk.rotation_period_secs = period.map(|p| p.as_secs());
             let arn = cmk.arn();
-            if let Err(e) = this.save(inner) {
-                if let Some(c) = inner.keys.get_mut(&id) {
-                    c.rotation_period_secs = old;
-                }
-                return fail(e);
-            }
+            inner.dirty = true;
             Audited {
                 result: Ok(()),
                 key_arn: Some(arn),
                 key_version: None,
+                per_key: None,
             }
         })
     }
@@ -533,15 +731,16 @@ impl LocalKms {
                     result: Ok(v),
                     key_arn: Some(inner.keys[&id].arn()),
                     key_version: Some(v),
+                    per_key: None,
                 },
-                Err(e) => fail(e),
+                Err(e) => fail_key(e, inner.keys.get(&id)),
             }
         })
     }
 
     /// Destroys the keys whose deletion date has passed; returns their ARNs.
     pub fn purge_due_deletions(&self, principal: &str) -> Result<Vec<String>, Error> {
-        self.audited("PurgeDueDeletions", principal, "", None, |this, inner| {
+        self.audited("PurgeDueDeletions", principal, "", None, |_, inner| {
             let now = fsio::unix_now();
             let due: Vec<String> = inner
                 .keys
@@ -556,14 +755,20 @@ impl LocalKms {
                 }
                 inner.aliases.retain(|_, target| target != id);
             }
-            match this.save(inner) {
-                Ok(()) => Audited { result: Ok(removed), key_arn: None, key_version: None },
-                Err(e) => fail(e),
+            inner.dirty = !removed.is_empty();
+            Audited {
+                // One record per destroyed key, naming it; one record with
+                // no key when none was due.
+                per_key: (!removed.is_empty()).then(|| removed.clone()),
+                result: Ok(removed),
+                key_arn: None,
+                key_version: None,
             }
         })
     }
 
     fn rotate_locked(&self, inner: &mut Inner, id: &str) -> Result<u32, Error> {
+        let _ = self;
         let cmk = inner.keys.get_mut(id).ok_or(KmsError::NotFound {
             key_id: id.to_owned(),
         })?;
@@ -572,16 +777,9 @@ impl LocalKms {
             reason: "no version number left".into(),
         })?;
         let now = fsio::unix_now();
-        let old_rotation = cmk.last_rotation;
         cmk.versions.insert(next, (now, CmkMaterial::generate()?));
         cmk.last_rotation = now;
-        if let Err(e) = self.save(inner) {
-            if let Some(c) = inner.keys.get_mut(id) {
-                c.versions.remove(&next);
-                c.last_rotation = old_rotation;
-            }
-            return Err(e);
-        }
+        inner.dirty = true;
         Ok(next)
     }
 
@@ -642,47 +840,14 @@ impl LocalKms {
     }
 
     fn save(&self, inner: &Inner) -> Result<(), Error> {
-        let file = StoreFile {
-            format: FILE_FORMAT.to_owned(),
-            aliases: inner.aliases.clone(),
-            keys: inner
-                .keys
-                .values()
-                .map(|c| CmkFile {
-                    key_id: c.key_id.clone(),
-                    region: c.region.clone(),
-                    account: c.account.clone(),
-                    description: c.description.clone(),
-                    created: c.created,
-                    state: c.state,
-                    rotation_period_secs: c.rotation_period_secs,
-                    last_rotation: c.last_rotation,
-                    versions: c
-                        .versions
-                        .iter()
-                        .map(|(&version, (created, m))| VersionFile {
-                            version,
-                            created: *created,
-                            material: BASE64.encode(m.expose_secret()),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
         let path = self.keys_path();
-        let json =
-            Zeroizing::new(
-                serde_json::to_vec(&file).map_err(|e| KeyError::CorruptStore {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?,
-            );
-        for k in file.keys {
-            for mut v in k.versions {
-                v.material.zeroize();
-            }
-        }
-        fsio::write_private_atomic(&path, &json)
+        let file = store_file(
+            &inner.keys,
+            &inner.aliases,
+            &inner.pending,
+            inner.pending_offset,
+        );
+        write_store(&path, file)
     }
 
     fn generate_locked(
@@ -702,8 +867,21 @@ impl LocalKms {
             ),
             Err(e) => return fail_key(e, self.resolve(inner, key_ref).ok()),
         };
-        if due && let Err(e) = self.rotate_locked(inner, &id) {
-            return fail(e);
+        if due {
+            match self.rotate_locked(inner, &id) {
+                Ok(v) => {
+                    let arn = inner.keys.get(&id).map(Cmk::arn);
+                    inner.side_records.push(Self::record(
+                        "RotateKey",
+                        AUTO_ROTATION_PRINCIPAL,
+                        arn,
+                        Some(v),
+                        None,
+                        Ok(()),
+                    ));
+                }
+                Err(e) => return fail(e),
+            }
         }
         let cmk = &inner.keys[&id];
         let arn = cmk.arn();
@@ -738,6 +916,7 @@ impl LocalKms {
             result,
             key_arn: Some(arn.clone()),
             key_version: Some(version),
+            per_key: None,
         }
     }
 
@@ -773,13 +952,24 @@ impl LocalKms {
         let hash = &blob[at..at + BLOB_HASH_LEN];
         let cmk = match self.resolve(inner, id).and_then(usable) {
             Ok(c) => c,
-            Err(e) => return fail_key(e, self.resolve(inner, id).ok()),
+            Err(e) => {
+                return Audited {
+                    result: Err(e.into()),
+                    key_arn: Some(
+                        self.resolve(inner, id)
+                            .map_or_else(|_| id.to_owned(), Cmk::arn),
+                    ),
+                    key_version: Some(version),
+                    per_key: None,
+                };
+            }
         };
         let arn = cmk.arn();
         let with = |result| Audited {
             result,
             key_arn: Some(arn.clone()),
             key_version: Some(version),
+            per_key: None,
         };
         if hash != context_hash(context) {
             return with(Err(KmsError::ContextMismatch.into()));
@@ -854,14 +1044,16 @@ fn fail<T>(e: Error) -> Audited<T> {
         result: Err(e),
         key_arn: None,
         key_version: None,
+        per_key: None,
     }
 }
 
-fn fail_key<T>(e: KmsError, cmk: Option<&Cmk>) -> Audited<T> {
+fn fail_key<T>(e: impl Into<Error>, cmk: Option<&Cmk>) -> Audited<T> {
     Audited {
         result: Err(e.into()),
         key_arn: cmk.map(Cmk::arn),
         key_version: None,
+        per_key: None,
     }
 }
 
@@ -965,8 +1157,80 @@ fn error_kind(e: &Error) -> String {
     kind.to_owned()
 }
 
-/// Keys by id, and aliases to key ids.
-type Loaded = (BTreeMap<String, Cmk>, BTreeMap<String, String>);
+/// The contents of `keys.json`.
+#[derive(Default)]
+struct Loaded {
+    /// Keys by id.
+    keys: BTreeMap<String, Cmk>,
+    /// Aliases to key ids.
+    aliases: BTreeMap<String, String>,
+    /// The audit records of the change that wrote the file.
+    pending: Vec<AuditRecord>,
+    /// Where they go in the audit log.
+    pending_offset: u64,
+}
+
+/// Writes an empty or loaded store to `path`.
+fn save_file(path: &Path, l: &Loaded) -> Result<(), Error> {
+    write_store(
+        path,
+        store_file(&l.keys, &l.aliases, &l.pending, l.pending_offset),
+    )
+}
+
+/// The file form of a store.
+fn store_file(
+    keys: &BTreeMap<String, Cmk>,
+    aliases: &BTreeMap<String, String>,
+    pending: &[AuditRecord],
+    offset: u64,
+) -> StoreFile {
+    StoreFile {
+        format: FILE_FORMAT.to_owned(),
+        aliases: aliases.clone(),
+        keys: keys
+            .values()
+            .map(|c| CmkFile {
+                key_id: c.key_id.clone(),
+                region: c.region.clone(),
+                account: c.account.clone(),
+                description: c.description.clone(),
+                created: c.created,
+                state: c.state,
+                rotation_period_secs: c.rotation_period_secs,
+                last_rotation: c.last_rotation,
+                versions: c
+                    .versions
+                    .iter()
+                    .map(|(&version, (created, m))| VersionFile {
+                        version,
+                        created: *created,
+                        material: BASE64.encode(m.expose_secret()),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        pending_audit: pending.to_vec(),
+        audit_offset: offset,
+    }
+}
+
+/// Serialises `file` and replaces `path` with it atomically, wiping the
+/// encoded key material from memory afterwards.
+fn write_store(path: &Path, file: StoreFile) -> Result<(), Error> {
+    let json = Zeroizing::new(
+        serde_json::to_vec(&file).map_err(|e| KeyError::CorruptStore {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?,
+    );
+    for k in file.keys {
+        for mut v in k.versions {
+            v.material.zeroize();
+        }
+    }
+    fsio::write_private_atomic(path, &json)
+}
 
 fn load(path: &Path) -> Result<Loaded, Error> {
     let bytes = Zeroizing::new(fsio::read_private(path, MAX_FILE_LEN)?);
@@ -1015,5 +1279,10 @@ fn load(path: &Path) -> Result<Loaded, Error> {
             },
         );
     }
-    Ok((keys, file.aliases))
+    Ok(Loaded {
+        keys,
+        aliases: file.aliases,
+        pending: file.pending_audit,
+        pending_offset: file.audit_offset,
+    })
 }
