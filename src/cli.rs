@@ -16,8 +16,8 @@ use clap::{Args, Parser, Subcommand};
 pub use fail::Failure;
 
 const ROOT_HELP: &str = "\
-Exit codes: 0 ok, 1 usage, 2 authentication failure (wrong key, tampered file),
-3 key management error, 4 I/O error.
+Exit codes: 0 ok, 1 usage, 2 authentication failure (wrong key, damaged or
+foreign file), 3 key management error, 4 I/O error.
 
 The key store lives in --home, else $OBJSEAL_HOME, else $XDG_DATA_HOME/objseal,
 else ~/.local/share/objseal; the first command that needs keys creates it.
@@ -36,7 +36,8 @@ pub struct Cli {
     /// Key store directory (overrides $OBJSEAL_HOME and the data directory).
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
-    /// No progress bar and no notes on stderr (errors are still printed).
+    /// No progress bar and no notes on stderr (errors and warnings, such as
+    /// a key file readable by others, are still printed).
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -80,7 +81,7 @@ impl Ctx {
     /// Opens (creating on first use) the key store.
     pub fn store(&self) -> Result<store::Store, Failure> {
         let home = store::home_dir(self.home.as_deref())?;
-        store::Store::open(&home)
+        store::Store::open(&home, self.quiet)
     }
 }
 

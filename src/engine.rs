@@ -315,7 +315,7 @@ impl Engine {
                         entry.key.expose_secret(),
                         &scope,
                         entry.key_arn.clone(),
-                        entry.key_version,
+                        entry.key_version.unwrap_or(0),
                         details,
                         dek,
                     )?
@@ -332,7 +332,7 @@ impl Engine {
                         g.key.expose_secret(),
                         &scope,
                         g.key_arn,
-                        g.key_version,
+                        g.key_version.unwrap_or(0),
                         details,
                         dek,
                     )?
@@ -366,15 +366,18 @@ impl Engine {
             }
             .into());
         }
+        // The details are parsed first: an envelope whose mode byte was
+        // changed (their layout then no longer fits the mode) is reported as
+        // corrupt, not as a request with or without a customer key.
+        let details = Details::parse(env.mode, &env.wrapped_key.details)?;
         match (env.mode, with) {
-            (Mode::SseC, OpenWith::Managed) => return Err(KeyError::CustomerKeyRequired.into()),
-            (Mode::SseC, OpenWith::Customer(_)) => {}
+            (Mode::SseC, OpenWith::Managed) => Err(KeyError::CustomerKeyRequired.into()),
+            (Mode::SseC, OpenWith::Customer(_)) => Ok(details),
             (mode, OpenWith::Customer(_)) => {
-                return Err(KeyError::CustomerKeyNotApplicable { mode }.into());
+                Err(KeyError::CustomerKeyNotApplicable { mode }.into())
             }
-            _ => {}
+            _ => Ok(details),
         }
-        Details::parse(env.mode, &env.wrapped_key.details)
     }
 
     /// Recovers the data key of `env`, read for `binding` (for the body-level
@@ -409,12 +412,16 @@ impl Engine {
             (Details::SseKms(k), _) => {
                 let kms = self.kms()?;
                 if k.bucket_key {
-                    let key =
-                        self.bucket_keys
-                            .for_open(kms, &k.blob, &k.context, &self.principal)?;
+                    let key = self.bucket_keys.for_open(
+                        kms,
+                        &w.key_id,
+                        &k.blob,
+                        &k.context,
+                        &self.principal,
+                    )?;
                     wrap::unwrap(key.expose_secret(), &scope, w)
                 } else {
-                    let d = kms.decrypt(&k.blob, &k.context, &self.principal)?;
+                    let d = kms.decrypt(&w.key_id, &k.blob, &k.context, &self.principal)?;
                     wrap::unwrap(d.key.expose_secret(), &scope, w)
                 }
             }

@@ -495,7 +495,7 @@ pub enum KeyError {
     },
     /// The wrapped key's details are of a version this build does not read.
     #[error(
-        "{mode:?} key details version {version} is not supported (this build reads version 1); upgrade objseal"
+        "{mode:?} key details version {version} is not supported (this build reads version 1): the envelope is damaged, or from a newer objseal"
     )]
     UnsupportedDetails {
         /// The envelope's mode.
@@ -586,6 +586,17 @@ pub enum KmsError {
         "the encryption context does not match the one the data key was generated with; pass the same context"
     )]
     ContextMismatch,
+    /// The ciphertext blob was made under another master key than the one
+    /// named for it.
+    #[error(
+        "KMS ciphertext blob was made under key {found:?}, not the key {expected:?} named for it"
+    )]
+    IncorrectKey {
+        /// The key named (recorded in the envelope).
+        expected: String,
+        /// The key the blob names.
+        found: String,
+    },
     /// The ciphertext blob is malformed or does not decrypt.
     #[error("KMS ciphertext blob is invalid: {reason}")]
     InvalidCiphertext {

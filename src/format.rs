@@ -89,7 +89,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode's byte in the envelope and the body context.
+    /// The mode's byte in the envelope (it is bound by the key wrapping, not by the body context).
     pub const fn id(self) -> u8 {
         match self {
             Mode::SseS3 => 1,

@@ -14,7 +14,7 @@
 //! wrap" || mode || key id || version || bucket || key || part)`, and the
 //! wrapped key is AES-256-GCM of the data key under the KEK with the zero
 //! nonce (each KEK encrypts once). A wrapped key copied to another object or
-//! read under another mode does not unwrap. `docs/FORMAT.md` §4 has the
+//! read under another mode does not unwrap. `docs/FORMAT.md` §5 has the
 //! bytes. The [`crate::engine::Engine`] puts the pieces together.
 
 pub(crate) mod bucket_key;

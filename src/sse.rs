@@ -43,8 +43,9 @@ pub use error::*;
 #[cfg(feature = "http")]
 pub use http::extend_header_map;
 pub use multipart::{
-    Completed, CompletedPart, MultipartUpload, PartSealer, SealedPart, UploadedPart, open_object,
-    open_object_detached, open_object_range, part_error, rewrap_envelope,
+    Completed, CompletedPart, MultipartFile, MultipartReader, MultipartUpload, PartSealer,
+    SealedPart, UploadedPart, open_object, open_object_detached, open_object_range, part_error,
+    rewrap_envelope,
 };
 pub use request::{
     COPY_SSE_C_ALGORITHM, COPY_SSE_C_KEY, COPY_SSE_C_KEY_MD5, MAX_HEADER_VALUE_LEN, SSE,

@@ -55,13 +55,14 @@ impl Kms for Counting {
 
     fn decrypt(
         &self,
+        key_id: &str,
         blob: &[u8],
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<DecryptedDataKey, Error> {
-        self.check(principal, "(blob)")?;
+        self.check(principal, key_id)?;
         self.decrypt.fetch_add(1, Ordering::SeqCst);
-        self.inner.decrypt(blob, context, principal)
+        self.inner.decrypt(key_id, blob, context, principal)
     }
 }
 

@@ -87,7 +87,7 @@ fn no_key_bytes_in_written_files() {
             objseal::keys::Details::parse(env.mode, &env.wrapped_key.details).unwrap()
         {
             keys.push(
-                kms.decrypt(&d.blob, &d.context, "test")
+                kms.decrypt(&env.wrapped_key.key_id, &d.blob, &d.context, "test")
                     .unwrap()
                     .key
                     .expose_secret()

@@ -46,7 +46,10 @@ fn references_states_regions_and_audit() {
     ] {
         let g = kms.generate_data_key(&r, &ctx, "app").unwrap();
         assert_eq!(g.key_arn, key.arn);
-        assert_eq!(kms.decrypt(&g.blob, &ctx, "app").unwrap().key, g.key);
+        assert_eq!(
+            kms.decrypt(&g.key_arn, &g.blob, &ctx, "app").unwrap().key,
+            g.key
+        );
         check(&kms, 2);
     }
     let g = kms.generate_data_key("alias/app", &ctx, "app").unwrap();
@@ -67,12 +70,12 @@ fn references_states_regions_and_audit() {
             "WrongRegion",
         ),
         (
-            kms.decrypt(&g.blob, &EncryptionContext::new(), "app")
+            kms.decrypt(&g.key_arn, &g.blob, &EncryptionContext::new(), "app")
                 .map(drop),
             "ContextMismatch",
         ),
         (
-            kms.decrypt(b"garbage", &ctx, "app").map(drop),
+            kms.decrypt("", b"garbage", &ctx, "app").map(drop),
             "InvalidCiphertext",
         ),
     ];
@@ -92,7 +95,7 @@ fn references_states_regions_and_audit() {
     let n = blob.len();
     blob[n - 1] ^= 1;
     assert!(matches!(
-        kms.decrypt(&blob, &ctx, "app"),
+        kms.decrypt("", &blob, &ctx, "app"),
         Err(Error::Kms(KmsError::InvalidCiphertext { .. }))
     ));
     check(&kms, 1);
@@ -102,7 +105,7 @@ fn references_states_regions_and_audit() {
         Err(Error::Kms(KmsError::Disabled { .. }))
     ));
     assert!(matches!(
-        kms.decrypt(&g.blob, &ctx, "app"),
+        kms.decrypt(&g.key_arn, &g.blob, &ctx, "app"),
         Err(Error::Kms(KmsError::Disabled { .. }))
     ));
     check(&kms, 2);
@@ -112,7 +115,7 @@ fn references_states_regions_and_audit() {
         kms.describe_key(&key.key_id).unwrap().state,
         KeyState::PendingDeletion { .. }
     ));
-    match kms.decrypt(&g.blob, &ctx, "app") {
+    match kms.decrypt(&g.key_arn, &g.blob, &ctx, "app") {
         Err(Error::Kms(KmsError::PendingDeletion { deletion_date, .. })) => {
             assert!(deletion_date.ends_with('Z'))
         }
@@ -129,7 +132,10 @@ fn references_states_regions_and_audit() {
         KeyState::Disabled
     );
     kms.enable_key(&key.key_id, "admin").unwrap();
-    assert_eq!(kms.decrypt(&g.blob, &ctx, "app").unwrap().key, g.key);
+    assert_eq!(
+        kms.decrypt(&g.key_arn, &g.blob, &ctx, "app").unwrap().key,
+        g.key
+    );
     check(&kms, 1);
     // Audit lines carry the fields and outcome.
     let log = uses(&kms);
@@ -230,7 +236,7 @@ fn rotation_keeps_old_versions() {
     let g = kms
         .generate_data_key(&key.key_id, &EncryptionContext::new(), "p")
         .unwrap();
-    assert_eq!(g.key_version, 5);
+    assert_eq!(g.key_version, Some(5));
     kms.set_rotation_period(&key.key_id, None, "admin").unwrap();
     assert_eq!(
         kms.describe_key(&key.key_id).unwrap().versions,

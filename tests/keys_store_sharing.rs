@@ -51,7 +51,11 @@ fn keyring_rotations_from_many_handles_are_all_kept() {
             .collect()
     });
     let distinct: BTreeSet<u32> = got.iter().copied().collect();
-    assert_eq!(distinct.len(), HANDLES * ROTATIONS, "versions handed out twice");
+    assert_eq!(
+        distinct.len(),
+        HANDLES * ROTATIONS,
+        "versions handed out twice"
+    );
     let ring = Keyring::open(&path).unwrap();
     let versions: BTreeSet<u32> = ring.versions().iter().map(|v| v.version).collect();
     assert_eq!(versions.len(), 1 + HANDLES * ROTATIONS);
@@ -185,10 +189,13 @@ fn kms_disable_elsewhere_takes_effect_here() {
     let dk = b.generate_data_key(&key.key_id, &ctx, "app").unwrap();
     a.disable_key(&key.key_id, "admin").unwrap();
     // b's cached state said Enabled; it must not use the key now.
-    assert!(b.decrypt(&dk.blob, &ctx, "app").is_err());
+    assert!(b.decrypt(&dk.key_arn, &dk.blob, &ctx, "app").is_err());
     // And a change made through b keeps a's disable.
     b.create_key("other", "admin").unwrap();
-    assert_eq!(a.describe_key(&key.key_id).unwrap().state, KeyState::Disabled);
+    assert_eq!(
+        a.describe_key(&key.key_id).unwrap().state,
+        KeyState::Disabled
+    );
 }
 
 #[test]
@@ -210,7 +217,10 @@ fn kms_torn_audit_tail_is_cut_and_reported() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.ends_with('\n'));
     assert_eq!(text.lines().count(), 2);
-    assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
     // Damage in the middle is reported by audit_report, an error for audit.
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"not json\n").unwrap();

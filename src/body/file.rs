@@ -185,22 +185,22 @@ fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<()> {
 }
 
 #[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
 #[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 #[cfg(not(any(unix, windows)))]
-fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result<usize> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Fills `buf` from `offset`; `UnexpectedEof` if the file ends first.
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match read_at(file, buf, offset) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -384,6 +384,40 @@ pub(crate) fn open_file_range_at(
             return Err(BodyError::LengthMismatch { expected, actual }.into());
         }
     }
+    super::range::open_range(&chunk_key, &input, range)
+}
+
+/// Opens a byte range of the body stored in bytes `base..base + len` of the
+/// open regular file `file` (named `path` in errors), such as one part of a
+/// multipart object, as [`open_file_range`] does. `header` is the body's
+/// header as the caller already checked it (against a part-list MAC): the
+/// header in the file must still be the same, or the body is refused with
+/// [`BodyError::PartListMismatch`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_file_slice_range(
+    key: &DataKey,
+    context: &[u8],
+    file: File,
+    path: &Path,
+    base: u64,
+    len: u64,
+    header: &[u8; HEADER_LEN],
+    range: ByteRange,
+) -> Result<Vec<u8>, Error> {
+    let mut input = Input::from_file(file, path, base)?;
+    if input.len < len {
+        return Err(input.changed());
+    }
+    input.len = len;
+    if len < HEADER_LEN as u64 {
+        return Err(BodyError::TruncatedHeader { len }.into());
+    }
+    let mut found = [0u8; HEADER_LEN];
+    input.read_at(&mut found, 0)?;
+    if &found != header {
+        return Err(BodyError::PartListMismatch.into());
+    }
+    let chunk_key = keys::derive_for_open(key, context, header)?;
     super::range::open_range(&chunk_key, &input, range)
 }
 

@@ -18,15 +18,23 @@ use crate::error::{BodyError, Error};
 /// [`ByteRange::From`], [`ByteRange::Last`], and a [`ByteRange::Bounded`]
 /// range that reaches past the end — also opens and checks the final chunk.
 ///
-/// A range is not satisfiable ([`BodyError::InvalidRange`]) when it ends
-/// before it starts, when it starts past the end of the object, or when it
-/// is non-empty and starts at the end. An empty `Bounded` range
-/// `start..start` with `start` at most the length gives no bytes, as
-/// slicing does.
-/// The whole object, `ByteRange::From(0)` (what `..` converts to), is always
-/// satisfiable: on an empty object it gives no bytes (after checking the
-/// final chunk). Every other range of an empty object is not satisfiable,
-/// as HTTP (RFC 9110 §14.1.1) and S3 (416) have it.
+/// Which ranges are satisfiable is the rule of HTTP (RFC 9110 §14.1.1),
+/// which is also what Amazon S3 answers, including for an empty object:
+///
+/// - [`ByteRange::Bounded`] and [`ByteRange::From`] (`bytes=start-end`,
+///   `bytes=start-`) are satisfiable when `start` is less than the length.
+///   On an empty object no such range is (S3: `416 InvalidRange` for
+///   `bytes=0-` and `bytes=0-0`).
+/// - [`ByteRange::Last`] (`bytes=-n`) is satisfiable when `n` is not 0,
+///   whatever the length; on an empty object it gives no bytes (S3 answers
+///   `200` with the empty object, and a server should too: a `206` would
+///   need a `Content-Range` for zero bytes, which HTTP cannot express).
+/// - A bounded range that ends before it starts is never satisfiable.
+///
+/// Beyond HTTP, an empty `Bounded` range `start..start` with `start` at most
+/// the length gives no bytes, as slicing does, and the whole object, `..`
+/// (which converts to `ByteRange::Last(u64::MAX)`), is always satisfiable.
+/// Unsatisfiable ranges fail with [`BodyError::InvalidRange`] (S3's 416).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {
     /// Bytes `start..end`; `end` past the object is clamped to its length
@@ -58,9 +66,11 @@ impl From<RangeFrom<u64>> for ByteRange {
     }
 }
 
+/// The whole object: the last `u64::MAX` bytes, satisfiable (and empty)
+/// even on an empty object.
 impl From<RangeFull> for ByteRange {
     fn from(_: RangeFull) -> Self {
-        ByteRange::From(0)
+        ByteRange::Last(u64::MAX)
     }
 }
 
@@ -99,9 +109,16 @@ impl ByteRange {
             ByteRange::Last(n) => (len.saturating_sub(n), u64::MAX, true),
         };
         let clamped = end.min(len);
-        // The whole object (`From(0)`, i.e. `..`) is satisfiable even when empty.
-        let whole = matches!(self, ByteRange::From(0));
-        let invalid = start > end || start > len || (start == len && start != end && !whole);
+        // RFC 9110 §14.1.1: an int-range is satisfiable when it starts before
+        // the end, a suffix range when it is not empty; plus the empty
+        // bounded range `start..start` within the object, as slicing has it.
+        let invalid = match self {
+            ByteRange::Bounded { start, end } => {
+                start > end || start > len || (start == len && start != end)
+            }
+            ByteRange::From(start) => start >= len,
+            ByteRange::Last(n) => n == 0,
+        };
         Resolved {
             start: start.min(clamped),
             end: clamped,

@@ -43,6 +43,17 @@ impl Failure {
     /// An objseal error met while working on `path`, with advice by kind.
     pub fn from_error(e: Error, path: &Path) -> Self {
         let code = code_of(&e);
+        Self::with_code(e, path, code)
+    }
+
+    /// An objseal error that, met while reading the object in `path`, can
+    /// only come from a damaged or foreign object: an authentication
+    /// failure (exit 2) whatever [`code_of`] says of it elsewhere.
+    pub fn damaged(e: Error, path: &Path) -> Self {
+        Self::with_code(e, path, AUTH)
+    }
+
+    fn with_code(e: Error, path: &Path, code: u8) -> Self {
         let advice = match code {
             AUTH => {
                 "; the file was modified, is not an objseal file, or needs another key (check --customer-key-file, --bucket/--key)"
@@ -67,7 +78,15 @@ pub fn code_of(e: &Error) -> u8 {
         Error::Body(BodyError::InvalidRange { .. } | BodyError::TooLong { .. }) => USAGE,
         Error::Body(BodyError::Random { .. } | BodyError::WriterPoisoned) => IO,
         Error::Body(_) | Error::Format(_) => AUTH,
-        Error::Key(KeyError::UnwrapFailed { .. } | KeyError::AccessDenied) => AUTH,
+        // Damaged wrapped-key details (a version byte, an encryption
+        // context out of order) are a damaged object, not a key-management
+        // state: no newer objseal writes other details versions.
+        Error::Key(
+            KeyError::UnwrapFailed { .. }
+            | KeyError::AccessDenied
+            | KeyError::UnsupportedDetails { .. }
+            | KeyError::ContextNotCanonical { .. },
+        ) => AUTH,
         Error::Key(
             KeyError::InvalidKeyLength { .. }
             | KeyError::CustomerKeyRequired
@@ -75,7 +94,17 @@ pub fn code_of(e: &Error) -> u8 {
             | KeyError::ModeMismatch { .. },
         ) => USAGE,
         Error::Key(_) => KEYS,
-        Error::Kms(KmsError::InvalidCiphertext { .. } | KmsError::ContextMismatch) => AUTH,
+        Error::Kms(
+            KmsError::InvalidCiphertext { .. }
+            | KmsError::ContextMismatch
+            | KmsError::IncorrectKey { .. },
+        ) => AUTH,
+        // Arguments out of range or malformed: usage, like any bad flag.
+        Error::Kms(
+            KmsError::InvalidDeletionWindow { .. }
+            | KmsError::InvalidKeyReference { .. }
+            | KmsError::InvalidContext { .. },
+        ) => USAGE,
         Error::Kms(_) => KEYS,
         _ => USAGE,
     }

@@ -20,7 +20,10 @@ Examples:
   objseal inspect report.csv.osl --json | jq .key
 
 Shows the mode, key id and version, KMS encryption context, lengths, chunk
-count and the body's public salt and key commitment. Never prints a key: the
+count and the body's public salt and key commitment. For a multipart object
+the expected body length and chunk count add up its parts (listed, with their
+lengths, under part_list in --json), and salt and commitment are the first
+part's. Never prints a key: the
 wrapped data key and the SSE-C key check are public but not shown.";
 
 /// `objseal inspect`.
@@ -96,8 +99,22 @@ pub fn run(a: InspectArgs) -> Result<(), Failure> {
         Ok(_) => {}
         Err(e) => return Err(Failure::from_error(e, name)),
     }
-    let expected = body::sealed_len(env.plaintext_len).ok();
-    let chunks = env.plaintext_len / CHUNK_LEN as u64 + 1;
+    // A multipart object's body is its part bodies, each with its own
+    // header and final chunk.
+    let lens: Vec<u64> = match &env.parts {
+        Some(list) => list.parts.iter().map(|p| p.plaintext_len).collect(),
+        None => vec![env.plaintext_len],
+    };
+    let expected = lens.iter().try_fold(0u64, |sum, &len| {
+        body::sealed_len(len).ok().and_then(|l| sum.checked_add(l))
+    });
+    let chunks: u64 = lens.iter().map(|len| len / CHUNK_LEN as u64 + 1).sum();
+    let part_list = env.parts.as_ref().map(|list| {
+        list.parts
+            .iter()
+            .map(|p| json!({"number": p.number, "plaintext_len": p.plaintext_len}))
+            .collect::<Vec<_>>()
+    });
     let (salt, commitment) = if body_head.len() >= need {
         (
             json!(hex(&body_head[..SALT_LEN])),
@@ -120,6 +137,7 @@ pub fn run(a: InspectArgs) -> Result<(), Failure> {
         "expected_body_len": expected,
         "chunks": chunks,
         "parts": env.parts.as_ref().map(|p| p.parts.len()),
+        "part_list": part_list,
         "salt": salt,
         "commitment": commitment,
     });

@@ -1,6 +1,7 @@
 //! `seal`, `open` and `rewrap`.
 
-use std::fs::File;
+use std::cell::Cell;
+use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -8,18 +9,23 @@ use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use objseal::body::ByteRange;
-use objseal::{CustomerKey, EncryptionContext, Envelope, ObjectBinding, OpenWith, SealMode};
+use objseal::sse::{self, MultipartFile};
+use objseal::{
+    BodyError, CustomerKey, EncryptionContext, Envelope, Error, KeyError, KmsError, ObjectBinding,
+    OpenWith, SealMode,
+};
 use zeroize::Zeroizing;
 
 use super::fsout::{Staged, check_new};
-use super::{BindingArgs, Ctx, Failure, is_dash};
+use super::{BindingArgs, Ctx, Failure, fail, is_dash};
 
 pub const SEAL_HELP: &str = "\
 Examples:
   objseal seal photo.jpg                          # SSE-S3, writes photo.jpg.osl
   objseal seal photo.jpg --sse kms --context dept=eng --bucket-key
   objseal seal photo.jpg --sse kms --kms-key alias/backups -o out.osl
-  head -c 32 /dev/urandom > my.key && objseal seal photo.jpg --sse c --customer-key-file my.key
+  (umask 077; head -c 32 /dev/urandom > my.key)  # an SSE-C key, readable by you only
+  objseal seal photo.jpg --sse c --customer-key-file my.key
   tar c dir | objseal seal - -o dir.tar.osl --key dir.tar   # stdin, buffered in memory
   objseal seal - --size 4GiB --key disk.img < disk.img > disk.osl  # stdin, streamed";
 
@@ -33,14 +39,22 @@ Examples:
 
 A file output appears only once every byte authenticated; a failure leaves
 nothing. On stdout (-o -) plaintext is released batch by batch, each batch only
-after its chunks authenticated: a failure stops the stream with exit code 2.";
+after its chunks authenticated: a failure stops the stream with exit code 2.
+
+Multipart objects (made with the library's objseal::sse multipart uploads:
+an envelope with a part list, then the part bodies) open like single ones,
+ranges across parts included; their part list is checked before any part is
+decrypted. A range on an empty object: -N gives no bytes, START- and
+START-END are not satisfiable (exit 1), as S3 answers 200 and 416.";
 
 pub const REWRAP_HELP: &str = "\
 Examples:
   objseal rewrap *.osl --to s3                    # onto the active keyring version
   objseal rewrap a.osl --to kms:alias/backups
   objseal rewrap a.osl --to c --new-customer-key-file new.key
-  objseal rewrap a.osl --customer-key-file old.key --to c --new-customer-key-file new.key";
+  objseal rewrap a.osl --customer-key-file old.key --to c --new-customer-key-file new.key
+
+Multipart objects are rewrapped like single ones (their part list is kept).";
 
 /// Inputs larger than this get a progress bar (on a terminal).
 const PROGRESS_MIN: u64 = 64 << 20;
@@ -79,7 +93,11 @@ pub struct SealArgs {
     /// Use an S3 Bucket Key (SSE-KMS).
     #[arg(long)]
     bucket_key: bool,
-    /// SSE-C key file: 32 raw bytes or their base64.
+    /// SSE-C key file: exactly 32 raw bytes, or their base64 (44
+    /// characters) or hex (64 digits) optionally followed by a newline; at
+    /// most 4 KiB is read. A FIFO, device or directory is refused. A file
+    /// readable by group or others is used with a warning on stderr (printed
+    /// even with --quiet): `chmod 600` it.
     #[arg(long, value_name = "F")]
     customer_key_file: Option<PathBuf>,
     #[command(flatten)]
@@ -109,7 +127,11 @@ pub struct OpenArgs {
     /// Byte range, S3 syntax: START-END (inclusive), START- or -N (last N).
     #[arg(long, value_name = "RANGE", allow_hyphen_values = true)]
     range: Option<String>,
-    /// SSE-C key file: 32 raw bytes or their base64.
+    /// SSE-C key file: exactly 32 raw bytes, or their base64 (44
+    /// characters) or hex (64 digits) optionally followed by a newline; at
+    /// most 4 KiB is read. A FIFO, device or directory is refused. A file
+    /// readable by group or others is used with a warning on stderr (printed
+    /// even with --quiet): `chmod 600` it.
     #[arg(long, value_name = "F")]
     customer_key_file: Option<PathBuf>,
     #[command(flatten)]
@@ -131,7 +153,8 @@ pub struct RewrapArgs {
     /// Target: `s3`, `kms` (default key), `kms:ID|ARN|alias` or `c`.
     #[arg(long, value_name = "TARGET")]
     to: String,
-    /// The SSE-C key the files are sealed under now (SSE-C sources).
+    /// The SSE-C key the files are sealed under now (SSE-C sources), in a
+    /// key file as for `objseal open --customer-key-file`.
     #[arg(long, value_name = "F")]
     customer_key_file: Option<PathBuf>,
     /// The SSE-C key to wrap under (`--to c`).
@@ -152,26 +175,132 @@ fn set_threads(n: Option<usize>) -> Result<(), Failure> {
         .map_err(|_| bad())
 }
 
-/// Reads an SSE-C key: 32 raw bytes, or base64 of them.
+/// The most bytes read of a customer key file: every accepted form is far
+/// shorter, and a larger file is refused without reading further.
+const KEY_FILE_MAX: u64 = 4096;
+
+/// What a customer key file holds, for messages.
+const KEY_FILE_FORMS: &str = "a customer key file holds exactly 32 raw bytes, or their base64 (44 characters) or hex (64 digits), optionally followed by a newline";
+
+/// How to get a key, for messages; never names a file the user gave.
+const NEW_KEY_HINT: &str = "to open an object give the key it was sealed with; to make a new key: `(umask 077; head -c 32 /dev/urandom > NEW.key)`";
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads an SSE-C key file (see [`parse_customer_key`] for its forms).
+///
+/// Only a regular file is read (links are followed): a FIFO, device, socket
+/// or directory is a usage error, refused before it is opened, so that
+/// neither a FIFO nor a device like `/dev/zero` can block or flood the read;
+/// the open itself is non-blocking, and the file is checked again once open.
+/// At most [`KEY_FILE_MAX`] bytes are read. A key file readable by its group
+/// or others is used, with a warning on stderr (always printed: it is not a
+/// note that `--quiet` silences).
 pub fn read_customer_key(path: &Path) -> Result<CustomerKey, Failure> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Failure::io(path, &e))?);
+    let name = path.display();
+    let not_regular = |meta: &std::fs::Metadata| {
+        Failure::usage(format!(
+            "{name} is {}; {KEY_FILE_FORMS}, in a regular file",
+            file_kind(meta)
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Failure::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Were the file swapped for a FIFO since the check, opening it must
+        // not wait for a writer.
+        opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = opts.open(path).map_err(|e| Failure::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| Failure::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "objseal: warning: customer key file {name} has mode {mode:03o}, readable beyond its owner; run `chmod 600` on it, and treat the key as exposed if others could read it"
+            );
+        }
+    }
+    // Room for one byte past the bound, so that reading never reallocates
+    // (and leaves no copy of the key behind).
+    let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX as usize + 1));
+    file.take(KEY_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::io(path, &e))?;
+    let size = if bytes.len() as u64 > KEY_FILE_MAX {
+        format!("more than {KEY_FILE_MAX} bytes")
+    } else {
+        format!("{} bytes", bytes.len())
+    };
+    let key = parse_customer_key(&bytes).ok_or_else(|| {
+        Failure::usage(format!(
+            "{name} is not a customer key file: it holds {size}; {KEY_FILE_FORMS} ({NEW_KEY_HINT})"
+        ))
+    })?;
+    CustomerKey::try_from_slice(&key).map_err(|e| Failure::from_error(e, path))
+}
+
+/// The 32 key bytes of a customer key file's contents: exactly 32 raw
+/// bytes; or, optionally followed by `\n` or `\r\n`, their standard base64
+/// with padding (44 characters, as in S3's SSE-C key header) or their hex
+/// (64 digits, either case). Anything else is `None`.
+pub fn parse_customer_key(bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     if bytes.len() == 32 {
-        return CustomerKey::try_from_slice(&bytes).map_err(|e| Failure::from_error(e, path));
+        return Some(Zeroizing::new(bytes.to_vec()));
     }
-    let text = bytes.trim_ascii();
-    let decoded = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .unwrap_or_default(),
-    );
-    if decoded.len() != 32 {
-        return Err(Failure::usage(format!(
-            "{}: a customer key file holds 32 raw bytes or their base64 (make one with `head -c 32 /dev/urandom > {}`)",
-            path.display(),
-            path.display()
-        )));
-    }
-    CustomerKey::try_from_slice(&decoded).map_err(|e| Failure::from_error(e, path))
+    let text = match bytes.strip_suffix(b"\n") {
+        Some(t) => t.strip_suffix(b"\r").unwrap_or(t),
+        None => bytes,
+    };
+    let decoded = match text.len() {
+        44 => Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()?,
+        ),
+        64 => {
+            let digit = |c: u8| (c as char).to_digit(16);
+            let mut out = Zeroizing::new(Vec::with_capacity(32));
+            for pair in text.chunks_exact(2) {
+                out.push((digit(pair[0])? * 16 + digit(pair[1])?) as u8);
+            }
+            out
+        }
+        _ => return None,
+    };
+    (decoded.len() == 32).then_some(decoded)
 }
 
 /// Parses S3 Range syntax (without `bytes=`).
@@ -329,7 +458,8 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
         (None, _) => None,
     };
     let (mut reader, len): (Box<dyn Read>, u64) = if let Some(len) = declared {
-        (Box::new(DeclaredLen::new(io::stdin().lock(), len)), len)
+        let r = DeclaredLen::new(io::stdin().lock(), len, stdout);
+        (Box::new(r), len)
     } else if stdin {
         let buf = Zeroizing::new(
             read_up_to(&mut io::stdin().lock(), u64::MAX).map_err(|e| Failure::io(name, &e))?,
@@ -343,18 +473,22 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
     };
     let bar = progress(ctx, len);
     let mut reader = bar.wrap_read(&mut reader);
-    let fail = |e| Failure::from_error(e, name);
+    // Whether writing the output failed: such an error names the output.
+    let out_failed = Cell::new(false);
+    let fail = |e| output_or(&out_failed, &out, e, |e| Failure::from_error(e, name));
     if stdout {
+        let sink = Watched::new(io::stdout().lock(), &out_failed);
         let w = engine
-            .seal_writer(&mode, &binding, len, io::stdout().lock())
+            .seal_writer(&mode, &binding, len, sink)
             .map_err(fail)?;
-        finish_seal(w, &mut reader, name)?;
+        finish_seal(w, &mut reader, name, &out, &out_failed)?;
     } else {
         let mut staged = Staged::create(&out)?;
+        let sink = Watched::new(staged.file(), &out_failed);
         let w = engine
-            .seal_writer(&mode, &binding, len, staged.file())
+            .seal_writer(&mode, &binding, len, sink)
             .map_err(fail)?;
-        finish_seal(w, &mut reader, name)?;
+        finish_seal(w, &mut reader, name, &out, &out_failed)?;
         staged.commit()?;
     }
     bar.finish_and_clear();
@@ -368,14 +502,26 @@ struct DeclaredLen<R> {
     inner: R,
     len: u64,
     read: u64,
+    /// Whether the output is stdout, where what was sealed so far is gone.
+    to_stdout: bool,
 }
 
 impl<R: Read> DeclaredLen<R> {
-    fn new(inner: R, len: u64) -> Self {
+    fn new(inner: R, len: u64, to_stdout: bool) -> Self {
         DeclaredLen {
             inner,
             len,
             read: 0,
+            to_stdout,
+        }
+    }
+
+    /// What became of the output, for the messages.
+    fn outcome(&self) -> &'static str {
+        if self.to_stdout {
+            "the output on stdout is incomplete and must be discarded"
+        } else {
+            "nothing was written"
         }
     }
 }
@@ -389,8 +535,9 @@ impl<R: Read> Read for DeclaredLen<R> {
                 _ => Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "stdin holds more than the {} bytes --size declared; nothing was written",
-                        self.len
+                        "stdin holds more than the {} bytes --size declared; {}",
+                        self.len,
+                        self.outcome()
                     ),
                 )),
             };
@@ -403,8 +550,10 @@ impl<R: Read> Read for DeclaredLen<R> {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
-                    "stdin ended after {} of the {} bytes --size declared; nothing was written",
-                    self.read, self.len
+                    "stdin ended after {} of the {} bytes --size declared; {}",
+                    self.read,
+                    self.len,
+                    self.outcome()
                 ),
             ));
         }
@@ -417,15 +566,79 @@ fn finish_seal<W: Write>(
     mut w: objseal::engine::ObjectWriter<W>,
     r: &mut impl Read,
     name: &Path,
+    out: &Path,
+    out_failed: &Cell<bool>,
 ) -> Result<(), Failure> {
-    io::copy(r, &mut w).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData if is_dash(name) => {
-            Failure::io(name, &e)
-        }
-        _ => Failure::from_error(e.into(), name),
+    io::copy(r, &mut w).map_err(|e| {
+        output_or(out_failed, out, e.into(), |e| match e {
+            Error::Io { path: None, source }
+                if is_dash(name)
+                    && matches!(
+                        source.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                    ) =>
+            {
+                Failure::io(name, &source)
+            }
+            e => Failure::from_error(e, name),
+        })
     })?;
-    let mut inner = w.finish().map_err(|e| Failure::from_error(e, name))?;
-    inner.flush().map_err(|e| Failure::io(Path::new("-"), &e))
+    let mut inner = w
+        .finish()
+        .map_err(|e| output_or(out_failed, out, e, |e| Failure::from_error(e, name)))?;
+    inner.flush().map_err(|e| Failure::io(shown(out), &e))
+}
+
+/// How an output path is named in messages (`-` is stdout).
+fn shown(out: &Path) -> &Path {
+    if is_dash(out) {
+        Path::new("stdout")
+    } else {
+        out
+    }
+}
+
+/// The failure for `e`, met while copying to `out`: an error on `out` when
+/// writing it failed (as `out_failed` recorded), else `other(e)`.
+fn output_or(
+    out_failed: &Cell<bool>,
+    out: &Path,
+    e: Error,
+    other: impl FnOnce(Error) -> Failure,
+) -> Failure {
+    if !out_failed.get() {
+        return other(e);
+    }
+    match e {
+        Error::Io { path: None, source } => Failure::io(shown(out), &source),
+        e => Failure {
+            code: fail::IO,
+            message: format!("{}: {e}", shown(out).display()),
+        },
+    }
+}
+
+/// A writer that records in a flag whether a write to it failed, so that an
+/// error out of a copy is reported on the output, not on the input.
+struct Watched<'a, W> {
+    inner: W,
+    failed: &'a Cell<bool>,
+}
+
+impl<'a, W: Write> Watched<'a, W> {
+    fn new(inner: W, failed: &'a Cell<bool>) -> Self {
+        Watched { inner, failed }
+    }
+}
+
+impl<W: Write> Write for Watched<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed.set(true))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed.set(true))
+    }
 }
 
 /// `objseal open`.
@@ -460,7 +673,6 @@ pub fn open(ctx: &Ctx, a: OpenArgs) -> Result<(), Failure> {
         None => OpenWith::Managed,
     };
     let name = &a.input;
-    let fail = |e| Failure::from_error(e, name);
 
     let mut input: Box<dyn Read> = if stdin {
         Box::new(io::stdin().lock())
@@ -471,36 +683,89 @@ pub fn open(ctx: &Ctx, a: OpenArgs) -> Result<(), Failure> {
     let binding = open_binding(&a.binding, &env, name)?;
     let store = ctx.store()?;
     let engine = store.engine();
+    let fail = |e| object_failure(e, name, &env, false);
+    let multipart = env.parts.is_some();
+    // A regular file is read with positioned reads (ranges, multipart
+    // objects); stdin and other streams are read whole for those.
+    let regular = !stdin && std::fs::metadata(name).is_ok_and(|m| m.is_file());
+    let read_all = |mut input: Box<dyn Read>, head: Vec<u8>| {
+        let mut all = head;
+        input
+            .read_to_end(&mut all)
+            .map_err(|e| Failure::io(name, &e))?;
+        Ok::<_, Failure>(all)
+    };
 
     if let Some(range) = range {
-        let bytes = if stdin {
-            let mut all = head;
-            input
-                .read_to_end(&mut all)
-                .map_err(|e| Failure::io(name, &e))?;
-            engine.open_range(with, &binding, &all, range)
+        let bytes = if !regular {
+            let all = read_all(input, head)?;
+            sse::open_object_range(&engine, with, &binding, &all, range)
+        } else if multipart {
+            MultipartFile::open(&engine, with, &binding, name).and_then(|f| f.open_range(range))
         } else {
             engine.open_file_range(with, &binding, name, range)
         };
-        let bytes = Zeroizing::new(bytes.map_err(fail)?);
+        let bytes = Zeroizing::new(bytes.map_err(|e| match e {
+            Error::Body(BodyError::InvalidRange { len, .. }) => Failure::usage(format!(
+                "{}: --range {} is not satisfiable for an object of {len} bytes (S3 answers 416 InvalidRange)",
+                name.display(),
+                a.range.as_deref().unwrap_or_default()
+            )),
+            e => fail(e),
+        })?);
         return write_out(&out, &bytes);
     }
     let bar = progress(ctx, env.plaintext_len);
-    let body = io::Cursor::new(head).chain(input);
-    let mut r = engine.open_reader(with, &binding, body).map_err(fail)?;
-    let copy_fail = |e: io::Error| Failure::from_error(e.into(), name);
+    let mut r: Box<dyn Read> = if !multipart {
+        let body = io::Cursor::new(head).chain(input);
+        Box::new(engine.open_reader(with, &binding, body).map_err(fail)?)
+    } else if regular {
+        let file = MultipartFile::open(&engine, with, &binding, name).map_err(fail)?;
+        Box::new(file.into_reader())
+    } else {
+        let all = read_all(input, head)?;
+        let plain = sse::open_object(&engine, with, &binding, &all).map_err(fail)?;
+        Box::new(io::Cursor::new(Zeroizing::new(plain)))
+    };
+    let out_failed = Cell::new(false);
+    let copy_fail = |e: io::Error| output_or(&out_failed, &out, e.into(), fail);
     if stdout {
-        let mut o = bar.wrap_write(io::stdout().lock());
+        let mut o = bar.wrap_write(Watched::new(io::stdout().lock(), &out_failed));
         io::copy(&mut r, &mut o).map_err(copy_fail)?;
-        o.flush().map_err(|e| Failure::io(&out, &e))?;
+        o.flush().map_err(|e| Failure::io(shown(&out), &e))?;
     } else {
         let mut staged = Staged::create(&out)?;
-        let mut o = bar.wrap_write(staged.file());
+        let mut o = bar.wrap_write(Watched::new(staged.file(), &out_failed));
         io::copy(&mut r, &mut o).map_err(copy_fail)?;
+        drop(o);
         staged.commit()?;
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// The failure for `e`, met while opening or rewrapping the object `env`
+/// read from `name`. Besides [`Failure::from_error`]'s codes, a reference to
+/// a key that only the object's bytes could have given is a damaged or
+/// foreign object (exit 2), not a key-management state (exit 3): a keyring
+/// key id or version this keyring never had, and a KMS key that does not
+/// exist and is not the key the envelope names (its blob was changed).
+/// `kms_target` says that the operation also wraps under a KMS key (a
+/// rewrap to SSE-KMS), whose own lookup failures keep their code.
+fn object_failure(e: Error, name: &Path, env: &Envelope, kms_target: bool) -> Failure {
+    let named = &env.wrapped_key.key_id;
+    let foreign = match &e {
+        Error::Key(KeyError::WrongKeyring { .. } | KeyError::UnknownKeyVersion { .. }) => true,
+        Error::Kms(
+            KmsError::NotFound { key_id } | KmsError::InvalidKeyReference { value: key_id },
+        ) => !kms_target && named != key_id && !named.ends_with(&format!("/{key_id}")),
+        _ => false,
+    };
+    if foreign {
+        Failure::damaged(e, name)
+    } else {
+        Failure::from_error(e, name)
+    }
 }
 
 fn write_out(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
@@ -508,7 +773,7 @@ fn write_out(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
         let mut o = io::stdout().lock();
         o.write_all(bytes)
             .and_then(|()| o.flush())
-            .map_err(|e| Failure::io(out, &e))
+            .map_err(|e| Failure::io(shown(out), &e))
     } else {
         let mut staged = Staged::create(out)?;
         staged
@@ -583,17 +848,30 @@ fn rewrap_one(
     to: &SealMode<'_>,
     name: &Path,
 ) -> Result<(objseal::Mode, objseal::Mode), Failure> {
-    let fail = |e| Failure::from_error(e, name);
+    // Rewritten in place, so only a regular file (checked before opening:
+    // opening a FIFO would block).
+    let meta = std::fs::metadata(name).map_err(|e| Failure::io(name, &e))?;
+    if !meta.is_file() {
+        return Err(Failure::usage(format!(
+            "{} is {}; objseal rewraps regular files in place only",
+            name.display(),
+            file_kind(&meta)
+        )));
+    }
     let mut f = File::open(name).map_err(|e| Failure::io(name, &e))?;
     let (env, used, head) = read_envelope(&mut f, name)?;
     let binding = open_binding(&BindingArgs::default(), &env, name)?;
-    let new = engine.rewrap(with, &binding, &env, to).map_err(fail)?;
+    let kms_target = matches!(to, SealMode::Kms { .. });
+    let fail = |e| object_failure(e, name, &env, kms_target);
+    // A multipart object keeps its part list (whose MAC depends only on
+    // the data key); its body is copied as it is, like a single one's.
+    let new = sse::rewrap_envelope(engine, with, &binding, &env, to).map_err(fail)?;
     let encoded = new.encode().map_err(fail)?;
     let mut staged = Staged::create(name)?;
-    let w = staged.file();
+    let mut w = staged.file();
     w.write_all(&encoded)
         .and_then(|()| w.write_all(&head[used..]))
-        .and_then(|()| io::copy(&mut f, w).map(drop))
+        .and_then(|()| io::copy(&mut f, &mut w).map(drop))
         .map_err(|e| Failure::io(name, &e))?;
     staged.commit()?;
     Ok((env.mode, new.mode))

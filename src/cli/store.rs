@@ -141,7 +141,7 @@ impl Store {
     /// Creation is atomic across processes (under the home's lock, and
     /// marked by `home.json`, written last). Once a store was created, a
     /// missing keyring or KMS file is an error naming it, never a new key.
-    pub fn open(home: &Path) -> Result<Store, Failure> {
+    pub fn open(home: &Path, quiet: bool) -> Result<Store, Failure> {
         let at = |e| Failure::from_error(e, home);
         objseal::fs::set_lock_timeout(lock_timeout());
         let mut builder = std::fs::DirBuilder::new();
@@ -209,10 +209,12 @@ impl Store {
                 Err(e) => return Err(at(e)),
             }
             write_marker(&marker).map_err(at)?;
-            eprintln!(
-                "objseal: created a key store in {} (SSE-S3 keyring, local KMS with key {DEFAULT_ALIAS}); back it up: sealed files cannot be opened without it",
-                home.display()
-            );
+            if !quiet {
+                eprintln!(
+                    "objseal: created a key store in {} (SSE-S3 keyring, local KMS with key {DEFAULT_ALIAS}); back it up: sealed files cannot be opened without it",
+                    home.display()
+                );
+            }
             (keyring, kms)
         };
         Ok(Store {

@@ -8,6 +8,10 @@
 //! state change (disabled, pending deletion) takes effect on cached bucket
 //! keys when their entry expires, as with S3.
 //!
+//! Concurrent first uses of one bucket key make one KMS request (the others
+//! wait for it); no lock is held across a KMS request, so a slow or hung
+//! request for one key delays only the callers of that key.
+//!
 //! Entries are per principal: a principal is handed only a bucket key the
 //! KMS gave (or decrypted for) that principal, so each principal's first use
 //! is a KMS request the KMS can refuse and its audit log records, even when
@@ -15,7 +19,7 @@
 //! share one cache.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::context::EncryptionContext;
@@ -33,7 +37,7 @@ pub(crate) struct SealEntry {
     pub(crate) key: Arc<BucketKey>,
     pub(crate) blob: Vec<u8>,
     pub(crate) key_arn: String,
-    pub(crate) key_version: u32,
+    pub(crate) key_version: Option<u32>,
     fetched: Instant,
 }
 
@@ -48,24 +52,157 @@ type SealId = (String, String, Vec<u8>);
 /// An open-side cache entry's id: principal, blob and canonical context.
 type OpenId = (String, Vec<u8>, Vec<u8>);
 
+/// A cache slot: a value, or a KMS request in flight for it that other
+/// callers wait on instead of making their own.
+enum Slot<V> {
+    Ready(V),
+    Fetching(Arc<Flight>),
+}
+
+/// One KMS request in flight; `done` is set (and waiters woken) when it
+/// ends, whatever its outcome.
+#[derive(Default)]
+struct Flight {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Flight {
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*done {
+            done = self.cv.wait(done).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn finish(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cv.notify_all();
+    }
+}
+
+/// A map of slots with single-flight fetching: the map's mutex is held
+/// only to look up or update a slot, never across a KMS request, so a slow
+/// or hung KMS request for one id stalls only the callers of that id.
+struct SingleFlight<K, V> {
+    slots: Mutex<HashMap<K, Slot<V>>>,
+}
+
+/// Ends a flight on every path out of [`SingleFlight::get`], panics
+/// included, so waiters never hang.
+struct Landing<'a, K: Eq + std::hash::Hash, V> {
+    map: &'a SingleFlight<K, V>,
+    id: Option<K>,
+    flight: Arc<Flight>,
+}
+
+impl<K: Eq + std::hash::Hash, V> Drop for Landing<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let mut slots = self
+                .map
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if matches!(slots.get(&id), Some(Slot::Fetching(f)) if Arc::ptr_eq(f, &self.flight)) {
+                slots.remove(&id);
+            }
+        }
+        self.flight.finish();
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash, V: Clone> SingleFlight<K, V> {
+    fn new() -> Self {
+        SingleFlight {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Slot<V>>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fresh value for `id`, or the result of `fetch` (made by this
+    /// caller only when no other caller is fetching `id`; otherwise this
+    /// caller waits for that one and looks again). A failed fetch is not
+    /// shared: each waiter then makes its own request, so each is refused
+    /// (and audited) in its own name.
+    fn get(
+        &self,
+        id: K,
+        fresh: impl Fn(&V) -> bool,
+        fetch: impl FnOnce() -> Result<V, Error>,
+    ) -> Result<V, Error> {
+        let flight = loop {
+            let mut slots = self.lock();
+            match slots.get(&id) {
+                Some(Slot::Ready(v)) if fresh(v) => return Ok(v.clone()),
+                Some(Slot::Fetching(f)) => {
+                    let f = f.clone();
+                    drop(slots);
+                    f.wait();
+                }
+                _ => {
+                    if slots.len() >= MAX_ENTRIES {
+                        evict(&mut slots, &fresh);
+                    }
+                    let f = Arc::new(Flight::default());
+                    slots.insert(id.clone(), Slot::Fetching(f.clone()));
+                    break f;
+                }
+            }
+        };
+        let mut landing = Landing {
+            map: self,
+            id: Some(id),
+            flight,
+        };
+        let result = fetch();
+        if let Ok(v) = &result
+            && let Some(id) = landing.id.take()
+        {
+            self.lock().insert(id, Slot::Ready(v.clone()));
+        }
+        drop(landing);
+        result
+    }
+
+    /// Puts `value` in the slot for `id` unless a fetch for it is running.
+    fn put(&self, id: K, value: V, fresh: impl Fn(&V) -> bool) {
+        let mut slots = self.lock();
+        if matches!(slots.get(&id), Some(Slot::Fetching(_))) {
+            return;
+        }
+        if slots.len() >= MAX_ENTRIES {
+            evict(&mut slots, &fresh);
+        }
+        slots.insert(id, Slot::Ready(value));
+    }
+
+    fn clear(&self) {
+        self.lock().retain(|_, s| matches!(s, Slot::Fetching(_)));
+    }
+}
+
 /// The bucket-key caches of one engine.
 pub(crate) struct BucketKeyCache {
     ttl: Duration,
-    seal: Mutex<HashMap<SealId, Arc<SealEntry>>>,
-    open: Mutex<HashMap<OpenId, OpenEntry>>,
+    seal: SingleFlight<SealId, Arc<SealEntry>>,
+    open: SingleFlight<OpenId, Arc<OpenEntry>>,
 }
 
 impl BucketKeyCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         BucketKeyCache {
             ttl,
-            seal: Mutex::new(HashMap::new()),
-            open: Mutex::new(HashMap::new()),
+            seal: SingleFlight::new(),
+            open: SingleFlight::new(),
         }
     }
 
     /// The bucket key for `key_ref` and `context`, from the cache or from
-    /// one `GenerateDataKey` call.
+    /// one `GenerateDataKey` call (shared by concurrent callers).
     pub(crate) fn for_seal(
         &self,
         kms: &dyn Kms,
@@ -74,92 +211,83 @@ impl BucketKeyCache {
         principal: &str,
     ) -> Result<Arc<SealEntry>, Error> {
         let id = (principal.to_owned(), key_ref.to_owned(), context.encode());
-        let mut seal = self.seal.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = seal.get(&id)
-            && e.fetched.elapsed() < self.ttl
-        {
-            return Ok(e.clone());
-        }
-        let g = kms.generate_data_key(key_ref, context, principal)?;
-        let entry = Arc::new(SealEntry {
-            key: Arc::new(BucketKey::from(g.key)),
-            blob: g.blob,
-            key_arn: g.key_arn,
-            key_version: g.key_version,
-            fetched: Instant::now(),
-        });
-        evict(&mut seal, self.ttl, |e| e.fetched);
-        seal.insert(id, entry.clone());
-        drop(seal);
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        evict(&mut open, self.ttl, |e| e.fetched);
-        open.insert(
+        let ttl = self.ttl;
+        let entry = self.seal.get(
+            id,
+            |e| e.fetched.elapsed() < ttl,
+            || {
+                let g = kms.generate_data_key(key_ref, context, principal)?;
+                Ok(Arc::new(SealEntry {
+                    key: Arc::new(BucketKey::from(g.key)),
+                    blob: g.blob,
+                    key_arn: g.key_arn,
+                    key_version: g.key_version,
+                    fetched: Instant::now(),
+                }))
+            },
+        )?;
+        // Objects sealed under it open without a Decrypt while it is fresh.
+        self.open.put(
             (principal.to_owned(), entry.blob.clone(), context.encode()),
-            OpenEntry {
+            Arc::new(OpenEntry {
                 key: entry.key.clone(),
                 fetched: entry.fetched,
-            },
+            }),
+            |e| e.fetched.elapsed() < ttl,
         );
         Ok(entry)
     }
 
-    /// The bucket key in `blob`, from the cache or from one `Decrypt` call.
+    /// The bucket key in `blob` (made under master key `key_id`), from the
+    /// cache or from one `Decrypt` call (shared by concurrent callers).
     pub(crate) fn for_open(
         &self,
         kms: &dyn Kms,
+        key_id: &str,
         blob: &[u8],
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<Arc<BucketKey>, Error> {
         let id = (principal.to_owned(), blob.to_vec(), context.encode());
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = open.get(&id)
-            && e.fetched.elapsed() < self.ttl
-        {
-            return Ok(e.key.clone());
-        }
-        let d = kms.decrypt(blob, context, principal)?;
-        let key = Arc::new(BucketKey::from(d.key));
-        evict(&mut open, self.ttl, |e| e.fetched);
-        open.insert(
+        let ttl = self.ttl;
+        let entry = self.open.get(
             id,
-            OpenEntry {
-                key: key.clone(),
-                fetched: Instant::now(),
+            |e| e.fetched.elapsed() < ttl,
+            || {
+                let d = kms.decrypt(key_id, blob, context, principal)?;
+                Ok(Arc::new(OpenEntry {
+                    key: Arc::new(BucketKey::from(d.key)),
+                    fetched: Instant::now(),
+                }))
             },
-        );
-        Ok(key)
+        )?;
+        Ok(entry.key.clone())
     }
 
-    /// Forgets every cached key.
+    /// Forgets every cached key (requests in flight finish and are kept).
     pub(crate) fn clear(&self) {
-        self.seal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        self.open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.seal.clear();
+        self.open.clear();
     }
 }
 
-/// Makes room for one entry: drops expired ones, then the oldest.
+/// Makes room for one entry: drops stale values; if none was stale, one
+/// arbitrary value (requests in flight are never dropped).
 fn evict<K: Clone + Eq + std::hash::Hash, V>(
-    map: &mut HashMap<K, V>,
-    ttl: Duration,
-    fetched: impl Fn(&V) -> Instant,
+    map: &mut HashMap<K, Slot<V>>,
+    fresh: &impl Fn(&V) -> bool,
 ) {
-    if map.len() < MAX_ENTRIES {
-        return;
-    }
-    map.retain(|_, v| fetched(v).elapsed() < ttl);
-    if map.len() >= MAX_ENTRIES
-        && let Some(oldest) = map
+    let before = map.len();
+    map.retain(|_, s| match s {
+        Slot::Ready(v) => fresh(v),
+        Slot::Fetching(_) => true,
+    });
+    if map.len() == before
+        && let Some(victim) = map
             .iter()
-            .min_by_key(|(_, v)| fetched(v))
+            .find(|(_, s)| matches!(s, Slot::Ready(_)))
             .map(|(k, _)| k.clone())
     {
-        map.remove(&oldest);
+        map.remove(&victim);
     }
 }

@@ -1,4 +1,4 @@
-//! The mode-specific `details` of the wrapped-key section (FORMAT.md §4.3):
+//! The mode-specific `details` of the wrapped-key section (FORMAT.md §5):
 //! a bounded parser that never panics and names what is wrong.
 //!
 //! - SSE-S3: empty.

@@ -374,10 +374,17 @@ impl Keyring {
     /// with a fresh KEK salt; the body is untouched (its context does not
     /// include the version). Returns the new envelope.
     pub fn rewrap(&self, envelope: &Envelope) -> Result<Envelope, Error> {
+        // A multipart object's key was wrapped when the upload was created,
+        // before its length was known: with length 0 (FORMAT.md §5).
+        let plaintext_len = if envelope.parts.is_some() {
+            0
+        } else {
+            envelope.plaintext_len
+        };
         let scope = WrapScope {
             mode: envelope.mode,
             binding: &envelope.binding,
-            plaintext_len: envelope.plaintext_len,
+            plaintext_len,
         };
         let dek = self.unwrap(&scope, &envelope.wrapped_key)?;
         let mut out = envelope.clone();

@@ -31,8 +31,17 @@ pub trait Kms: Send + Sync {
 
     /// Decrypts a ciphertext blob from [`Kms::generate_data_key`], under the
     /// same `context`.
+    ///
+    /// `key_id` is the master key the envelope records for the blob (the
+    /// `key_arn` that `generate_data_key` reported). A KMS that needs it to
+    /// route the request uses it; one that reads the key from the blob
+    /// MUST refuse a blob of another key ([`KmsError::IncorrectKey`], as AWS
+    /// KMS does when Decrypt is given a KeyId).
+    ///
+    /// [`KmsError::IncorrectKey`]: crate::KmsError::IncorrectKey
     fn decrypt(
         &self,
+        key_id: &str,
         blob: &[u8],
         context: &EncryptionContext,
         principal: &str,
@@ -48,8 +57,9 @@ pub struct GeneratedDataKey {
     pub blob: Vec<u8>,
     /// The full ARN of the master key.
     pub key_arn: String,
-    /// The master key version that encrypted it.
-    pub key_version: u32,
+    /// The master key version that encrypted it, if the KMS reports one
+    /// (AWS KMS does not; the envelope then records version 0).
+    pub key_version: Option<u32>,
 }
 
 /// A data key recovered by [`Kms::decrypt`].
@@ -59,8 +69,8 @@ pub struct DecryptedDataKey {
     pub key: KmsDataKey,
     /// The full ARN of the master key.
     pub key_arn: String,
-    /// The master key version that had encrypted it.
-    pub key_version: u32,
+    /// The master key version that had encrypted it, if the KMS reports one.
+    pub key_version: Option<u32>,
 }
 
 impl<T: Kms + ?Sized> Kms for std::sync::Arc<T> {
@@ -75,10 +85,11 @@ impl<T: Kms + ?Sized> Kms for std::sync::Arc<T> {
 
     fn decrypt(
         &self,
+        key_id: &str,
         blob: &[u8],
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<DecryptedDataKey, Error> {
-        (**self).decrypt(blob, context, principal)
+        (**self).decrypt(key_id, blob, context, principal)
     }
 }

@@ -1,4 +1,4 @@
-//! Per-object key wrapping (FORMAT.md §4):
+//! Per-object key wrapping (FORMAT.md §5):
 //!
 //! ```text
 //! KEK     = HKDF-SHA-256(IKM = wrapping key, salt = 32 random bytes, info, L = 32)

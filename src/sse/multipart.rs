@@ -36,6 +36,11 @@
 //! and deletes both on abort; [`MultipartUpload::abort`] drops what the
 //! process holds.
 
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use hmac::{Hmac, KeyInit, Mac};
 use rayon::prelude::*;
 use sha2::Sha256;
@@ -47,10 +52,10 @@ use super::error::{
 use super::response::{etag, multipart_etag};
 use crate::body::{self, ByteRange, DataKey, HEADER_LEN};
 use crate::engine::{Engine, OpenWith, SealMode};
-use crate::error::{BodyError, Error, KeyError};
+use crate::error::{BodyError, Error, FormatError, KeyError};
 use crate::format::{
-    Envelope, MAX_PART_NUMBER, MAX_PLAINTEXT_LEN, Mode, ObjectBinding, PART_LIST_MAC_LEN, Part,
-    PartList,
+    Envelope, MAX_ENVELOPE_LEN, MAX_PART_NUMBER, MAX_PLAINTEXT_LEN, Mode, ObjectBinding,
+    PART_LIST_MAC_LEN, Part, PartList,
 };
 
 const MAC_KEY_LABEL: &[u8] = b"objseal/v1 part list key\0";
@@ -361,8 +366,76 @@ fn creation_view(env: &Envelope) -> Envelope {
     }
 }
 
+/// Where one part of a multipart object lies.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Part number.
+    number: u32,
+    /// Where the part's plaintext starts in the object's plaintext.
+    offset: u64,
+    /// Plaintext length.
+    len: u64,
+    /// Where the part's body starts, counted from the first part body.
+    at: u64,
+    /// Length of the part's body.
+    sealed: u64,
+}
+
+impl Span {
+    /// Whether the part holds bytes of the resolved range `start..end`, and
+    /// which of its own bytes.
+    fn piece(&self, start: u64, end: u64) -> Option<core::ops::Range<u64>> {
+        let part_end = self.offset + self.len;
+        (self.offset < end && part_end > start)
+            .then(|| start.max(self.offset) - self.offset..end.min(part_end) - self.offset)
+    }
+}
+
+/// Lays the listed parts out over `body_len` bytes of part bodies; refuses a
+/// list whose bodies do not fill them exactly, or whose lengths do not add
+/// up to the envelope's plaintext length.
+fn spans(env: &Envelope, body_len: u64) -> Result<Vec<Span>, Error> {
+    let Some(list) = &env.parts else {
+        return Err(BodyError::PartListMismatch.into());
+    };
+    let mut out = Vec::with_capacity(list.parts.len());
+    let (mut at, mut offset) = (0u64, 0u64);
+    for p in &list.parts {
+        let sealed = body::sealed_len(p.plaintext_len)?;
+        let Some(end) = at.checked_add(sealed).filter(|e| *e <= body_len) else {
+            return Err(BodyError::PartListMismatch.into());
+        };
+        out.push(Span {
+            number: p.number,
+            offset,
+            len: p.plaintext_len,
+            at,
+            sealed,
+        });
+        at = end;
+        offset = offset.saturating_add(p.plaintext_len);
+    }
+    if at != body_len || offset != env.plaintext_len {
+        return Err(BodyError::PartListMismatch.into());
+    }
+    Ok(out)
+}
+
+/// Compares the part-list MAC over `headers` (the part bodies' first 56
+/// bytes, in list order) with the envelope's, in constant time.
+fn check_mac(dek: &DataKey, env: &Envelope, headers: &[&[u8; HEADER_LEN]]) -> Result<(), Error> {
+    let Some(list) = &env.parts else {
+        return Err(BodyError::PartListMismatch.into());
+    };
+    let mac = part_list_mac(dek, env, &list.parts, headers);
+    if !bool::from(mac.ct_eq(&list.mac)) {
+        return Err(BodyError::PartListMismatch.into());
+    }
+    Ok(())
+}
+
 /// A multipart object's parts checked against its MAC: the data key, and
-/// each part's number, plaintext offset and body slice.
+/// each part's number, plaintext offset, body slice and plaintext length.
 struct Checked<'b> {
     dek: DataKey,
     parts: Vec<(u32, u64, &'b [u8], u64)>,
@@ -375,38 +448,28 @@ fn check_multipart<'b>(
     env: &Envelope,
     body: &'b [u8],
 ) -> Result<Checked<'b>, Error> {
-    let Some(list) = &env.parts else {
+    if env.parts.is_none() {
         return Err(BodyError::PartListMismatch.into());
-    };
+    }
     let dek = engine.data_key(with, binding, &creation_view(env))?;
-    let mut parts = Vec::with_capacity(list.parts.len());
-    let (mut at, mut offset) = (0u64, 0u64);
-    for p in &list.parts {
-        let len = body::sealed_len(p.plaintext_len)?;
-        let end = at.checked_add(len).filter(|e| *e <= body.len() as u64);
-        let Some(end) = end else {
-            return Err(BodyError::PartListMismatch.into());
-        };
-        parts.push((
-            p.number,
-            offset,
-            &body[at as usize..end as usize],
-            p.plaintext_len,
-        ));
-        at = end;
-        offset = offset.saturating_add(p.plaintext_len);
-    }
-    if at != body.len() as u64 || offset != env.plaintext_len {
-        return Err(BodyError::PartListMismatch.into());
-    }
+    let spans = spans(env, body.len() as u64)?;
+    let parts: Vec<(u32, u64, &'b [u8], u64)> = spans
+        .iter()
+        .map(|s| {
+            let from = s.at as usize;
+            (
+                s.number,
+                s.offset,
+                &body[from..from + s.sealed as usize],
+                s.len,
+            )
+        })
+        .collect();
     let headers: Vec<&[u8; HEADER_LEN]> = parts
         .iter()
         .map(|(_, _, b, _)| b[..HEADER_LEN].try_into().expect("sealed_len >= header"))
         .collect();
-    let mac = part_list_mac(&dek, env, &list.parts, &headers);
-    if !bool::from(mac.ct_eq(&list.mac)) {
-        return Err(BodyError::PartListMismatch.into());
-    }
+    check_mac(&dek, env, &headers)?;
     Ok(Checked { dek, parts })
 }
 
@@ -510,4 +573,290 @@ pub fn rewrap_envelope(
     out.plaintext_len = env.plaintext_len;
     out.parts = env.parts.clone();
     Ok(out)
+}
+
+/// A completed multipart object stored in a regular file — its envelope
+/// followed by the part bodies in list order, as [`Completed`] describes —
+/// read with positioned reads and in bounded memory, like
+/// [`Engine::open_file_range`] and [`Engine::open_reader`] read a
+/// single-part object.
+///
+/// [`MultipartFile::open`] reads the envelope and each part's 56-byte header
+/// and checks the part list against its MAC (`docs/FORMAT.md` §6) before
+/// any part is decrypted; [`MultipartFile::open_range`] then decrypts only
+/// the chunks a range touches, across part boundaries, and
+/// [`MultipartFile::into_reader`] streams the whole plaintext part after
+/// part, each batch of chunks released only once it authenticated.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use objseal::sse::{CompletedPart, MultipartFile, MultipartUpload};
+/// use objseal::{CustomerKey, Engine, ObjectBinding, OpenWith, SealMode};
+///
+/// let engine = Engine::builder().build();
+/// let key = CustomerKey::generate()?;
+/// let object = ObjectBinding::new("b", "k")?;
+/// let upload = MultipartUpload::create(&engine, &SealMode::C(&key), &object).unwrap();
+/// let with = OpenWith::Customer(&key);
+/// let one = upload.upload_part(&engine, with, 1, &[1u8; 20_000]).unwrap();
+/// let two = upload.upload_part(&engine, with, 2, &[2u8; 300]).unwrap();
+/// let asked: Vec<CompletedPart> = [&one, &two]
+///     .iter()
+///     .map(|p| CompletedPart { number: p.record.number, etag: p.record.etag.clone() })
+///     .collect();
+/// let done = upload
+///     .complete(&engine, with, &asked, &[one.record.clone(), two.record.clone()])
+///     .unwrap();
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("object");
+/// let mut f = std::fs::File::create(&path)?;
+/// f.write_all(&done.envelope.encode()?)?;
+/// f.write_all(&one.body)?;
+/// f.write_all(&two.body)?;
+/// drop(f);
+///
+/// let file = MultipartFile::open(&engine, with, &object, &path)?;
+/// assert_eq!(file.open_range(19_999..20_002)?, [1, 2, 2]);
+/// let mut all = Vec::new();
+/// file.into_reader().read_to_end(&mut all)?;
+/// assert_eq!(all.len(), 20_300);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MultipartFile {
+    file: Arc<File>,
+    path: PathBuf,
+    dek: DataKey,
+    binding: ObjectBinding,
+    envelope: Envelope,
+    /// Where the first part body starts in the file.
+    base: u64,
+    /// Each part, with the header its MAC was checked over.
+    parts: Vec<(Span, [u8; HEADER_LEN])>,
+}
+
+impl core::fmt::Debug for MultipartFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MultipartFile")
+            .field("path", &self.path)
+            .field("binding", &self.binding)
+            .field("parts", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MultipartFile {
+    /// Opens the multipart object stored in the regular file `src`, read as
+    /// `binding`: parses its envelope, unwraps the data key (as
+    /// [`open_object`] does) and checks the part list against the part
+    /// bodies' headers and the MAC. A single-part object is refused with
+    /// [`FormatError::OutOfBounds`] on its part count (open it with
+    /// [`Engine::open_reader`]); a file that is not a regular file (a FIFO,
+    /// device, socket or directory) with an [`Error::Io`] of kind
+    /// `InvalidInput`, checked before it is opened.
+    pub fn open(
+        engine: &Engine,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        src: &Path,
+    ) -> Result<Self, Error> {
+        let io_err = |e| Error::io_at(src, e);
+        // Checked before opening too, so that opening a FIFO cannot block.
+        if !std::fs::metadata(src).map_err(io_err)?.is_file() {
+            return Err(body::file::not_regular(src));
+        }
+        let file = File::open(src).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(body::file::not_regular(src));
+        }
+        let mut head = vec![0u8; meta.len().min(MAX_ENVELOPE_LEN as u64) as usize];
+        body::file::read_exact_at(&file, &mut head, 0).map_err(io_err)?;
+        let (envelope, used) = Envelope::parse_prefix(&head)?;
+        if envelope.parts.is_none() {
+            return Err(FormatError::OutOfBounds {
+                field: "part count (a multipart object's)",
+                value: 0,
+                min: 1,
+                max: MAX_PART_NUMBER.into(),
+            }
+            .into());
+        }
+        let base = used as u64;
+        let dek = engine.data_key(with, binding, &creation_view(&envelope))?;
+        let spans = spans(&envelope, meta.len() - base)?;
+        let mut parts = Vec::with_capacity(spans.len());
+        for s in spans {
+            let mut header = [0u8; HEADER_LEN];
+            body::file::read_exact_at(&file, &mut header, base + s.at).map_err(io_err)?;
+            parts.push((s, header));
+        }
+        let headers: Vec<&[u8; HEADER_LEN]> = parts.iter().map(|(_, h)| h).collect();
+        check_mac(&dek, &envelope, &headers)?;
+        Ok(MultipartFile {
+            file: Arc::new(file),
+            path: src.to_path_buf(),
+            dek,
+            binding: binding.clone(),
+            envelope,
+            base,
+            parts,
+        })
+    }
+
+    /// The object's envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Opens the bytes `range` of the object (see [`ByteRange`]; the part
+    /// lengths are authenticated by the MAC), decrypting only the chunks of
+    /// the parts it touches, in parallel.
+    pub fn open_range(&self, range: impl Into<ByteRange>) -> Result<Vec<u8>, Error> {
+        let range = range.into();
+        if let Some(e) = range.reversed() {
+            return Err(e.into());
+        }
+        let r = range.resolve(self.envelope.plaintext_len);
+        if let Some(e) = r.unsatisfiable {
+            return Err(e.into());
+        }
+        let pieces: Vec<Vec<u8>> = self
+            .parts
+            .par_iter()
+            .filter_map(|(s, header)| s.piece(r.start, r.end).map(|p| (s, header, p)))
+            .map(|(s, header, piece)| {
+                let ctx = self.binding.with_part(s.number)?.body_context();
+                let file = self
+                    .file
+                    .try_clone()
+                    .map_err(|e| Error::io_at(&self.path, e))?;
+                body::file::open_file_slice_range(
+                    &self.dek,
+                    &ctx,
+                    file,
+                    &self.path,
+                    self.base + s.at,
+                    s.sealed,
+                    header,
+                    piece.into(),
+                )
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(pieces.concat())
+    }
+
+    /// A reader of the whole plaintext, part after part.
+    pub fn into_reader(self) -> MultipartReader {
+        MultipartReader {
+            file: self,
+            next: 0,
+            current: None,
+            failed: false,
+        }
+    }
+}
+
+/// Bytes `pos..end` of a shared file, read with positioned reads; a file
+/// that ends before `end` is an `UnexpectedEof` error.
+struct FileSlice {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for FileSlice {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = body::file::read_at(&self.file, &mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was read",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+type PartReader = body::OpenReader<io::Chain<io::Cursor<[u8; HEADER_LEN]>, FileSlice>>;
+
+/// The whole plaintext of a [`MultipartFile`], part after part: each part
+/// is opened with a [`body::OpenReader`] from the header the part-list MAC
+/// was checked over, so a part body replaced after the check fails its
+/// chunks. After an error every later read fails too.
+pub struct MultipartReader {
+    file: MultipartFile,
+    /// Index of the next part to start.
+    next: usize,
+    current: Option<PartReader>,
+    failed: bool,
+}
+
+impl core::fmt::Debug for MultipartReader {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MultipartReader")
+            .field("file", &self.file)
+            .field("next_part", &self.next)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MultipartReader {
+    /// Starts the part at index `self.next`.
+    fn start_next(&mut self) -> Result<Option<PartReader>, Error> {
+        let Some((s, header)) = self.file.parts.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let ctx = self.file.binding.with_part(s.number)?.body_context();
+        let from = self.file.base + s.at;
+        let rest = FileSlice {
+            file: Arc::clone(&self.file.file),
+            pos: from + HEADER_LEN as u64,
+            end: from + s.sealed,
+        };
+        let r = body::OpenReader::new(io::Cursor::new(*header).chain(rest), &self.file.dek, &ctx)?;
+        Ok(Some(r))
+    }
+}
+
+impl Read for MultipartReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an earlier read of this multipart object failed",
+            ));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(r) = &mut self.current {
+                match r.read(buf) {
+                    Ok(0) => self.current = None,
+                    Ok(n) => return Ok(n),
+                    Err(e) => {
+                        self.failed = true;
+                        return Err(e);
+                    }
+                }
+            }
+            match self.start_next() {
+                Ok(Some(r)) => self.current = Some(r),
+                Ok(None) => return Ok(0),
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e.into_io());
+                }
+            }
+        }
+    }
 }

@@ -188,6 +188,16 @@ impl AuditLog {
 
     /// Appends `records` (one line each) in one write and fsyncs them.
     pub(super) fn append_all(&mut self, records: &[AuditRecord]) -> Result<(), Error> {
+        self.append_unsynced(records)?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io_at(&self.path, e))
+    }
+
+    /// Appends `records` in one write without waiting for the disk; the
+    /// caller makes them durable with [`AuditLog::sync_handle`] before it
+    /// acknowledges the operation, after releasing its locks.
+    pub(super) fn append_unsynced(&mut self, records: &[AuditRecord]) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }
@@ -201,7 +211,13 @@ impl AuditLog {
         }
         self.file
             .write_all(&lines)
-            .and_then(|()| self.file.sync_data())
+            .map_err(|e| Error::io_at(&self.path, e))
+    }
+
+    /// A second handle on the log, to fsync it outside the locks.
+    pub(super) fn sync_handle(&self) -> Result<File, Error> {
+        self.file
+            .try_clone()
             .map_err(|e| Error::io_at(&self.path, e))
     }
 

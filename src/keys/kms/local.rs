@@ -182,17 +182,19 @@ struct Inner {
 /// let ctx = EncryptionContext::new().with("team", "finance")?;
 /// let dk = kms.generate_data_key("alias/reports", &ctx, "app")?;
 /// assert_eq!(dk.key_arn, key.arn);
-/// let back = kms.decrypt(&dk.blob, &ctx, "app")?;
+/// let back = kms.decrypt(&dk.key_arn, &dk.blob, &ctx, "app")?;
 /// assert_eq!(back.key, dk.key);
 ///
 /// // A wrong context fails, and is audited.
-/// assert!(kms.decrypt(&dk.blob, &EncryptionContext::new(), "app").is_err());
+/// assert!(kms.decrypt(&dk.key_arn, &dk.blob, &EncryptionContext::new(), "app").is_err());
 /// let uses = kms.audit(&AuditQuery { principal: Some("app".into()), ..Default::default() })?;
 /// assert_eq!(uses.len(), 3);
 /// assert!(!uses[2].succeeded());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct LocalKms {
+    /// A handle on the audit log for flushes made outside the locks.
+    audit_sync: std::fs::File,
     dir: PathBuf,
     region: String,
     account: String,
@@ -308,8 +310,23 @@ impl LocalKms {
             save_file(&keys_path, &empty)?;
             empty
         };
-        let audit = AuditLog::open(&audit_path)?;
+        let mut audit = AuditLog::open(&audit_path)?;
+        // Records a killed process saved with its change but did not get
+        // into the log are appended now, under the lock, so the log is
+        // complete from the first open after the kill on, not only after
+        // the next operation. Best effort: if the append fails (full disk),
+        // they stay pending and the next operation appends them or fails.
+        if !loaded.pending.is_empty() {
+            let _ = audit.repair_tail().and_then(|_| {
+                if audit.len()? <= loaded.pending_offset {
+                    audit.append_all(&loaded.pending)?;
+                }
+                Ok(())
+            });
+        }
+        let audit_sync = audit.sync_handle()?;
         Ok(LocalKms {
+            audit_sync,
             dir,
             region: this_region,
             account: this_account,
@@ -479,7 +496,15 @@ impl LocalKms {
             // A failed operation must not leave half a change cached.
             inner.stamp = None;
         }
-        inner.audit.append_all(&records)?;
+        // A use of a key changes no state: its record is written under the
+        // locks (keeping the log's order) and made durable after them, so
+        // concurrent callers share the disk flush instead of queueing on it.
+        inner.audit.append_unsynced(&records)?;
+        drop(_flock);
+        drop(inner);
+        self.audit_sync
+            .sync_data()
+            .map_err(|e| Error::io_at(self.audit_path(), e))?;
         out.result
     }
 
@@ -909,7 +934,7 @@ impl LocalKms {
                 key,
                 blob,
                 key_arn: arn.clone(),
-                key_version: version,
+                key_version: Some(version),
             })
         })();
         Audited {
@@ -923,6 +948,7 @@ impl LocalKms {
     fn decrypt_locked(
         &self,
         inner: &Inner,
+        key_id: &str,
         blob: &[u8],
         context: &EncryptionContext,
     ) -> Audited<DecryptedDataKey> {
@@ -965,6 +991,23 @@ impl LocalKms {
             }
         };
         let arn = cmk.arn();
+        // The key named for the blob must be the blob's key (an empty name
+        // leaves the choice to the blob).
+        if !key_id.is_empty() {
+            let named = self.resolve(inner, key_id).map(|c| c.key_id.clone());
+            if named.as_deref().ok() != Some(cmk.key_id.as_str()) {
+                return Audited {
+                    result: Err(KmsError::IncorrectKey {
+                        expected: key_id.to_owned(),
+                        found: arn.clone(),
+                    }
+                    .into()),
+                    key_arn: Some(arn),
+                    key_version: Some(version),
+                    per_key: None,
+                };
+            }
+        }
         let with = |result| Audited {
             result,
             key_arn: Some(arn.clone()),
@@ -1004,7 +1047,7 @@ impl LocalKms {
             Ok(DecryptedDataKey {
                 key: out,
                 key_arn: arn.clone(),
-                key_version: version,
+                key_version: Some(version),
             })
         })();
         with(result)
@@ -1029,12 +1072,13 @@ impl Kms for LocalKms {
 
     fn decrypt(
         &self,
+        key_id: &str,
         blob: &[u8],
         context: &EncryptionContext,
         principal: &str,
     ) -> Result<DecryptedDataKey, Error> {
         self.audited("Decrypt", principal, "", Some(context), |this, inner| {
-            this.decrypt_locked(inner, blob, context)
+            this.decrypt_locked(inner, key_id, blob, context)
         })
     }
 }
@@ -1144,6 +1188,7 @@ fn error_kind(e: &Error) -> String {
             KmsError::InvalidContext { .. } => "InvalidContext",
             KmsError::ContextMismatch => "ContextMismatch",
             KmsError::InvalidCiphertext { .. } => "InvalidCiphertext",
+            KmsError::IncorrectKey { .. } => "IncorrectKey",
             KmsError::InvalidKeyReference { .. } => "InvalidKeyReference",
             KmsError::AliasExists { .. } => "AliasExists",
             KmsError::InvalidState { .. } => "InvalidState",
@@ -1259,7 +1304,14 @@ fn load(path: &Path) -> Result<Loaded, Error> {
                     .decode(text.as_bytes())
                     .map_err(|e| corrupt(e.to_string()))?,
             );
-            versions.insert(v.version, (v.created, CmkMaterial::try_from_slice(&raw)?));
+            let material = CmkMaterial::try_from_slice(&raw)?;
+            if v.version == 0 || versions.insert(v.version, (v.created, material)).is_some() {
+                return Err(corrupt(format!(
+                    "key {} version {} is zero or repeated",
+                    k.key_id, v.version
+                ))
+                .into());
+            }
         }
         if versions.is_empty() {
             return Err(corrupt(format!("key {} has no versions", k.key_id)).into());
