@@ -162,10 +162,15 @@ impl EngineBuilder {
 /// Every seal draws a fresh data key, wraps it per the [`SealMode`] into
 /// the envelope, and seals the body (in parallel) under the data key with
 /// the object's context. Every open checks, before any decryption, that the
-/// envelope names the object asked for, that the right kind of key is
-/// given, and that the body's length matches the envelope; then it unwraps
-/// the data key (a wrong SSE-C key fails as [`KeyError::AccessDenied`]) and
-/// opens the body, releasing no plaintext unless all of it authenticates.
+/// envelope names the object asked for and that the right kind of key is
+/// given; then it unwraps the data key (a wrong SSE-C key fails as
+/// [`KeyError::AccessDenied`]) and opens the body. The opens that see the
+/// whole stored object or its size up front (slices, files, ranges) also
+/// check that the body's length matches the envelope before decrypting, and
+/// release no plaintext unless all of it authenticates; a streaming reader
+/// ([`Engine::open_reader`]) sees the length only at the end of its input,
+/// checks it there, and may release authentic batches before a later one
+/// fails (see [`ObjectReader`](crate::engine::ObjectReader)).
 ///
 /// ```
 /// use std::sync::Arc;

@@ -108,13 +108,24 @@ impl Mode {
         }
     }
 
-    /// The value S3 reports in `x-amz-server-side-encryption` (SSE-C reports
-    /// its algorithm in the customer-algorithm header instead).
-    pub const fn s3_name(self) -> &'static str {
+    /// The value of the `x-amz-server-side-encryption` header for this
+    /// mode: `AES256` (SSE-S3), `aws:kms` (SSE-KMS), and none for SSE-C,
+    /// which reports `AES256` in `x-amz-server-side-encryption-customer-algorithm`
+    /// instead.
+    pub const fn header_value(self) -> Option<&'static str> {
         match self {
-            Mode::SseS3 => "AES256",
-            Mode::SseKms => "aws:kms",
-            Mode::SseC => "AES256 (SSE-C)",
+            Mode::SseS3 => Some("AES256"),
+            Mode::SseKms => Some("aws:kms"),
+            Mode::SseC => None,
+        }
+    }
+
+    /// The mode's name for people: `SSE-S3`, `SSE-KMS` or `SSE-C`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::SseS3 => "SSE-S3",
+            Mode::SseKms => "SSE-KMS",
+            Mode::SseC => "SSE-C",
         }
     }
 }

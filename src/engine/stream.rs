@@ -36,9 +36,9 @@ impl<W: Write> core::fmt::Debug for ObjectWriter<W> {
 impl<W: Write> Write for ObjectWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.written + buf.len() as u64 > self.declared {
-            return Err(Error::from(BodyError::LengthMismatch {
-                expected: self.declared,
-                actual: self.written + buf.len() as u64,
+            return Err(Error::from(BodyError::DeclaredLength {
+                declared: self.declared,
+                received: self.written + buf.len() as u64,
             })
             .into_io());
         }
@@ -57,9 +57,9 @@ impl<W: Write> ObjectWriter<W> {
     /// bytes than declared were written.
     pub fn finish(self) -> Result<W, Error> {
         if self.written != self.declared {
-            return Err(BodyError::LengthMismatch {
-                expected: self.declared,
-                actual: self.written,
+            return Err(BodyError::DeclaredLength {
+                declared: self.declared,
+                received: self.written,
             }
             .into());
         }

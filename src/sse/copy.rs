@@ -13,6 +13,7 @@
 use super::bucket::BucketEncryption;
 use super::error::{ErrorMapping, S3Error};
 use super::multipart::{open_object, rewrap_envelope};
+use super::response::EtagHasher;
 use super::request::SseRequest;
 use crate::engine::Engine;
 use crate::error::Error;
@@ -38,6 +39,9 @@ pub struct CopyOutcome {
     pub envelope: Envelope,
     /// Whether the data key was kept and the body bytes reused.
     pub rewrapped: bool,
+    /// The destination's ETag (quoted), by the rule of [`super::etag`]: a
+    /// copy is a new object stored in one piece, whatever the source was.
+    pub etag: String,
 }
 
 /// 400 `InvalidRequest` for a copy onto itself that changes nothing.
@@ -54,7 +58,7 @@ pub fn copy_object(
     dest: &ObjectBinding,
     options: CopyOptions,
 ) -> Result<CopyOutcome, S3Error> {
-    let map = |e: Error| ErrorMapping::default().map(&e);
+    let map = |e: Error| ErrorMapping::default().map_error(e);
     let same = source == dest;
     if same && !options.reencrypt && !options.metadata_replaced && !request.is_encrypted_request() {
         return Err(S3Error::invalid_request(MSG_COPY_TO_SELF));
@@ -67,10 +71,19 @@ pub fn copy_object(
         let new = rewrap_envelope(engine, with, source, &env, &to).map_err(map)?;
         let mut object = new.encode().map_err(map)?;
         object.extend_from_slice(&source_object[used..]);
+        let mut etag = EtagHasher::new(new.mode);
+        if etag.wants_plaintext() {
+            let plaintext = zeroize::Zeroizing::new(
+                open_object(engine, with, source, source_object).map_err(map)?,
+            );
+            etag.plaintext(&plaintext);
+        }
+        etag.stored(&object);
         return Ok(CopyOutcome {
             object,
             envelope: new,
             rewrapped: true,
+            etag: etag.finish(),
         });
     }
     let plaintext =
@@ -78,9 +91,11 @@ pub fn copy_object(
     let (envelope, body) = engine.seal_detached(&to, dest, &plaintext).map_err(map)?;
     let mut object = envelope.encode().map_err(map)?;
     object.extend_from_slice(&body);
+    let etag = super::etag(envelope.mode, &plaintext, &object);
     Ok(CopyOutcome {
         object,
         envelope,
         rewrapped: false,
+        etag,
     })
 }

@@ -2,6 +2,7 @@
 //! the mapping from objseal's [`Error`] to it.
 
 use core::fmt;
+use std::sync::Arc;
 
 use crate::error::{BodyError, Error, KeyError, KmsError};
 
@@ -17,7 +18,7 @@ use crate::error::{BodyError, Error, KeyError, KmsError};
 /// assert!(xml.contains("<Code>AccessDenied</Code>"));
 /// assert!(xml.contains("<Resource>/bucket/a&amp;b</Resource>"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct S3Error {
     /// S3's error code (`InvalidArgument`, `AccessDenied`, `KMS.NotFoundException`, ...).
     pub code: &'static str,
@@ -27,6 +28,27 @@ pub struct S3Error {
     pub message: String,
     /// For `InvalidArgument`: the header at fault (S3's `ArgumentName`).
     pub argument: Option<&'static str>,
+    /// The objseal error this one reports, when it came from one (for
+    /// logs: a 500's message is generic, its cause is here). Not part of
+    /// equality.
+    pub source: Option<Arc<Error>>,
+}
+
+impl PartialEq for S3Error {
+    fn eq(&self, other: &Self) -> bool {
+        (self.code, self.status, &self.message, self.argument)
+            == (other.code, other.status, &other.message, other.argument)
+    }
+}
+
+impl Eq for S3Error {}
+
+impl S3Error {
+    /// Attaches the objseal error this one reports.
+    pub fn with_source(mut self, source: Error) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
 }
 
 impl fmt::Display for S3Error {
@@ -35,7 +57,13 @@ impl fmt::Display for S3Error {
     }
 }
 
-impl std::error::Error for S3Error {}
+impl std::error::Error for S3Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Message of every 403 `AccessDenied`.
 pub const ACCESS_DENIED: &str = "Access Denied";
@@ -76,6 +104,12 @@ pub const MSG_PART_KEY_MISMATCH: &str =
 pub const MSG_DUPLICATE_HEADER: &str = "The header was specified more than once";
 /// A header value longer than objseal accepts (400 `InvalidArgument`).
 pub const MSG_HEADER_TOO_LONG: &str = "The header value is too long";
+/// A request body shorter than its declared length (400 `IncompleteBody`).
+pub const MSG_INCOMPLETE_BODY: &str =
+    "You did not provide the number of bytes specified by the Content-Length HTTP header.";
+/// A request body longer than its declared length (400 `InvalidRequest`).
+pub const MSG_BODY_TOO_LONG: &str =
+    "The request body is longer than the length declared by the Content-Length or x-amz-decoded-content-length header.";
 /// The message of a 500 `InternalError`.
 pub const MSG_INTERNAL: &str = "We encountered an internal error. Please try again.";
 
@@ -87,6 +121,7 @@ impl S3Error {
             status,
             message: message.into(),
             argument: None,
+            source: None,
         }
     }
 
@@ -174,9 +209,17 @@ impl ErrorMapping {
         }
     }
 
-    /// The S3 error for `err`. Failures of the caller's request map to 4xx
-    /// as S3 reports them; corruption, missing configuration and I/O
-    /// failures map to 5xx with a generic message (details stay in logs).
+    /// The S3 error for `err`, keeping `err` as its
+    /// [`source`](S3Error::source). Failures of the caller's request map to
+    /// 4xx as S3 reports them; corruption, missing configuration and I/O
+    /// failures map to 5xx with a generic message (details stay in logs,
+    /// from the source).
+    pub fn map_error(&self, err: Error) -> S3Error {
+        self.map(&err).with_source(err)
+    }
+
+    /// The S3 error for `err`, without keeping `err` as its source (see
+    /// [`ErrorMapping::map_error`]).
     pub fn map(&self, err: &Error) -> S3Error {
         match err {
             Error::Key(k) => self.map_key(k),
@@ -186,6 +229,14 @@ impl ErrorMapping {
                 416,
                 "The requested range is not satisfiable",
             ),
+            Error::Body(BodyError::DeclaredLength { declared, received })
+                if received < declared =>
+            {
+                S3Error::new("IncompleteBody", 400, MSG_INCOMPLETE_BODY)
+            }
+            Error::Body(BodyError::DeclaredLength { .. }) => {
+                S3Error::invalid_request(MSG_BODY_TOO_LONG)
+            }
             _ => S3Error::internal(),
         }
     }
@@ -281,6 +332,6 @@ impl From<&Error> for S3Error {
 
 impl From<Error> for S3Error {
     fn from(err: Error) -> Self {
-        ErrorMapping::default().map(&err)
+        ErrorMapping::default().map(&err).with_source(err)
     }
 }

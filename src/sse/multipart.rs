@@ -160,7 +160,7 @@ impl MultipartUpload {
         }
         let (envelope, _empty_body) = engine
             .seal_detached(mode, binding, b"")
-            .map_err(|e| ErrorMapping::default().map(&e))?;
+            .map_err(|e| ErrorMapping::default().map_error(e))?;
         Ok(MultipartUpload { envelope })
     }
 
@@ -199,7 +199,7 @@ impl MultipartUpload {
     pub fn sealer(&self, engine: &Engine, with: OpenWith<'_>) -> Result<PartSealer, S3Error> {
         let dek = engine
             .data_key(with, &self.envelope.binding, &self.envelope)
-            .map_err(|e| part_error(&e))?;
+            .map_err(|e| part_error(&e).with_source(e))?;
         Ok(PartSealer {
             dek,
             binding: self.envelope.binding.clone(),
@@ -273,7 +273,7 @@ impl MultipartUpload {
         }
         let dek = engine
             .data_key(with, &self.envelope.binding, &self.envelope)
-            .map_err(|e| part_error(&e))?;
+            .map_err(|e| part_error(&e).with_source(e))?;
         let parts: Vec<Part> = records
             .iter()
             .map(|r| Part {
@@ -310,7 +310,7 @@ impl PartSealer {
         })?;
         let ctx = part.body_context();
         let body =
-            body::seal(&self.dek, &ctx, plaintext).map_err(|e| ErrorMapping::default().map(&e))?;
+            body::seal(&self.dek, &ctx, plaintext).map_err(|e| ErrorMapping::default().map_error(e))?;
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&body[..HEADER_LEN]);
         Ok(SealedPart {

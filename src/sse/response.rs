@@ -92,6 +92,73 @@ pub fn etag(mode: Mode, plaintext: &[u8], stored: &[u8]) -> String {
     format!("\"{}\"", hex(&digest))
 }
 
+/// An incremental ETag (see the module docs), for objects and parts that
+/// stream through a server: feed it the plaintext and the stored bytes as
+/// they pass (only the one its mode needs is hashed), then
+/// [`EtagHasher::finish`].
+///
+/// ```
+/// use objseal::Mode;
+/// use objseal::sse::{EtagHasher, etag};
+///
+/// let mut h = EtagHasher::new(Mode::SseS3);
+/// h.plaintext(b"hello ");
+/// h.plaintext(b"world");
+/// h.stored(b"(ignored for SSE-S3)");
+/// assert_eq!(h.finish(), etag(Mode::SseS3, b"hello world", b""));
+/// assert!(!EtagHasher::new(Mode::SseKms).wants_plaintext());
+/// ```
+#[derive(Clone)]
+pub struct EtagHasher {
+    of_plaintext: bool,
+    md5: Md5,
+}
+
+impl core::fmt::Debug for EtagHasher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EtagHasher")
+            .field("of_plaintext", &self.of_plaintext)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtagHasher {
+    /// A hasher for an object (or part) sealed in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        EtagHasher {
+            of_plaintext: mode == Mode::SseS3,
+            md5: Md5::new(),
+        }
+    }
+
+    /// Whether this ETag is of the plaintext (SSE-S3) rather than of the
+    /// stored bytes.
+    pub fn wants_plaintext(&self) -> bool {
+        self.of_plaintext
+    }
+
+    /// The next plaintext bytes.
+    pub fn plaintext(&mut self, bytes: &[u8]) {
+        if self.of_plaintext {
+            self.md5.update(bytes);
+        }
+    }
+
+    /// The next stored (sealed) bytes, envelope included when it is stored
+    /// with the body.
+    pub fn stored(&mut self, bytes: &[u8]) {
+        if !self.of_plaintext {
+            self.md5.update(bytes);
+        }
+    }
+
+    /// The quoted ETag.
+    pub fn finish(self) -> String {
+        let digest: [u8; 16] = self.md5.finalize().into();
+        format!("\"{}\"", hex(&digest))
+    }
+}
+
 /// The ETag (quoted) of a multipart object from its parts' ETags in part
 /// order: `MD5(md5_1 || ... || md5_n)-n`. An ETag that is not 32 hex digits
 /// contributes its bytes as they are.
