@@ -59,7 +59,7 @@ use keys::ChunkKey;
 
 pub use file::{open_file, open_file_range, seal_file};
 pub use keys::DataKey;
-pub use range::ByteRange;
+pub use range::{ByteRange, RangeHeaderError, content_range};
 pub use stream::{MAX_BATCH_CHUNKS, OpenReader, SealWriter};
 
 /// Length of the data key, in bytes.

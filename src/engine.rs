@@ -170,7 +170,7 @@ impl EngineBuilder {
 /// release no plaintext unless all of it authenticates; a streaming reader
 /// ([`Engine::open_reader`]) sees the length only at the end of its input,
 /// checks it there, and may release authentic batches before a later one
-/// fails (see [`ObjectReader`](crate::engine::ObjectReader)).
+/// fails (see [`ObjectReader`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -271,20 +271,24 @@ impl Engine {
         &self,
         mode: &SealMode<'_>,
         binding: &ObjectBinding,
-        plaintext_len: u64,
+        plaintext_len: Option<u64>,
         dek: &DataKey,
     ) -> Result<Envelope, Error> {
-        if plaintext_len > crate::format::MAX_PLAINTEXT_LEN {
+        if let Some(len) = plaintext_len
+            && len > crate::format::MAX_PLAINTEXT_LEN
+        {
             return Err(BodyError::TooLong {
                 what: "plaintext",
-                len: plaintext_len,
+                len,
             }
             .into());
         }
+        // An object of unknown length binds the flag's sentinel (see
+        // `Envelope::wrap_len`).
         let scope = WrapScope {
             mode: mode.mode(),
             binding,
-            plaintext_len,
+            plaintext_len: plaintext_len.unwrap_or(u64::MAX),
         };
         let wrapped = match *mode {
             SealMode::S3 => self.keyring()?.wrap(&scope, dek)?,
@@ -348,12 +352,14 @@ impl Engine {
                 wrap::wrap(key.expose_secret(), &scope, String::new(), 0, details, dek)?
             }
         };
-        Ok(Envelope::new(
+        let mut env = Envelope::new(
             mode.mode(),
             binding.clone(),
-            plaintext_len,
+            plaintext_len.unwrap_or(0),
             wrapped,
-        ))
+        );
+        env.length_from_body = plaintext_len.is_none();
+        Ok(env)
     }
 
     /// Checks the envelope against the object and the caller's key, without
@@ -409,7 +415,7 @@ impl Engine {
         let scope = WrapScope {
             mode: env.mode,
             binding,
-            plaintext_len: env.plaintext_len,
+            plaintext_len: env.wrap_len(),
         };
         let w = &env.wrapped_key;
         match (details, with) {
@@ -447,7 +453,7 @@ impl Engine {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let dek = DataKey::generate()?;
-        let env = self.new_envelope(mode, binding, plaintext.len() as u64, &dek)?;
+        let env = self.new_envelope(mode, binding, Some(plaintext.len() as u64), &dek)?;
         let mut out = env.encode()?;
         let head = out.len();
         let body_len = body::sealed_len(plaintext.len() as u64)?;
@@ -470,7 +476,7 @@ impl Engine {
         plaintext: &[u8],
     ) -> Result<(Envelope, Vec<u8>), Error> {
         let dek = DataKey::generate()?;
-        let env = self.new_envelope(mode, binding, plaintext.len() as u64, &dek)?;
+        let env = self.new_envelope(mode, binding, Some(plaintext.len() as u64), &dek)?;
         let body = body::seal(&dek, &env.body_context(), plaintext)?;
         Ok((env, body))
     }
@@ -524,7 +530,9 @@ impl Engine {
         body::open_range(&dek, &binding.body_context(), body, range)
     }
 
-    /// Checks the body length against the envelope, then unwraps.
+    /// Checks the body length against the envelope (or, for an envelope
+    /// whose body gives the length, that the body has a possible length),
+    /// then unwraps.
     fn unwrap_checked(
         &self,
         with: OpenWith<'_>,
@@ -534,7 +542,7 @@ impl Engine {
     ) -> Result<DataKey, Error> {
         self.precheck(with, binding, env)?;
         let actual = body::plaintext_len(body_len)?;
-        if actual != env.plaintext_len {
+        if !env.length_from_body && actual != env.plaintext_len {
             return Err(BodyError::LengthMismatch {
                 expected: env.plaintext_len,
                 actual,
@@ -558,7 +566,16 @@ impl Engine {
         to: &SealMode<'_>,
     ) -> Result<Envelope, Error> {
         let dek = self.unwrap_key(with, binding, env)?;
-        let mut out = self.new_envelope(to, binding, env.plaintext_len, &dek)?;
+        // The new wrapping binds the same kind of length as the old one.
+        let wrap_len = if env.length_from_body {
+            None
+        } else if env.parts.is_some() {
+            Some(0)
+        } else {
+            Some(env.plaintext_len)
+        };
+        let mut out = self.new_envelope(to, binding, wrap_len, &dek)?;
+        out.plaintext_len = env.plaintext_len;
         out.parts = env.parts.clone();
         Ok(out)
     }

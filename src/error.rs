@@ -377,20 +377,6 @@ pub enum FormatError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// A writer was given another number of plaintext bytes than its
-    /// caller declared (an S3 client's `Content-Length`): the client's
-    /// request is wrong, nothing is stored. Not to be confused with
-    /// [`BodyError::LengthMismatch`], a stored object that disagrees with
-    /// itself.
-    #[error(
-        "{received} bytes of plaintext were given where {declared} were declared; nothing was stored"
-    )]
-    DeclaredLength {
-        /// The length declared up front.
-        declared: u64,
-        /// The bytes received (so far, when more than declared).
-        received: u64,
-    },
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed: {reason}")]
     Random {

@@ -287,12 +287,22 @@ pub struct Envelope {
     /// The object the envelope was written for.
     pub binding: ObjectBinding,
     /// Plaintext length of the object (sum of the parts for multipart).
+    /// With [`Envelope::length_from_body`] it is not stored: it is 0 as
+    /// parsed, and the length the body's size gives once
+    /// [`Envelope::with_body_len`] resolved it.
     pub plaintext_len: u64,
     /// How to recover the data key.
     pub wrapped_key: WrappedKey,
     /// The part list, for a completed multipart object.
     pub parts: Option<PartList>,
+    /// The object was sealed as a stream of unknown length: the envelope
+    /// (written first) does not hold the length; the body's size gives it
+    /// (`docs/FORMAT.md` §1, flag `01`).
+    pub length_from_body: bool,
 }
+
+/// The flag bit of an envelope whose plaintext length is given by the body.
+pub const FLAG_LENGTH_FROM_BODY: u8 = 0x01;
 
 impl Envelope {
     /// An envelope for a single-part object.
@@ -308,7 +318,35 @@ impl Envelope {
             plaintext_len,
             wrapped_key,
             parts: None,
+            length_from_body: false,
         }
+    }
+
+    /// The length the key wrapping binds (`docs/FORMAT.md` §5): the
+    /// plaintext length of a single-part object, 0 for a multipart object
+    /// (wrapped when the upload began), and 2^64 − 1 for an object whose
+    /// length is given by its body (wrapped before the length was known;
+    /// no real length is that large, so the flag cannot be flipped
+    /// unnoticed).
+    pub fn wrap_len(&self) -> u64 {
+        if self.length_from_body {
+            u64::MAX
+        } else if self.parts.is_some() {
+            0
+        } else {
+            self.plaintext_len
+        }
+    }
+
+    /// This envelope with its plaintext length resolved for a body of
+    /// `body_len` bytes: unchanged if it records its length, else the
+    /// length the body's size gives (an error if no body has that size).
+    pub fn with_body_len(&self, body_len: u64) -> Result<Envelope, Error> {
+        let mut out = self.clone();
+        if self.length_from_body {
+            out.plaintext_len = crate::body::plaintext_len(body_len)?;
+        }
+        Ok(out)
     }
 
     /// The body context of this envelope's object; see
@@ -338,8 +376,13 @@ impl Envelope {
         let w = &self.wrapped_key;
         let mut out = Vec::with_capacity(256 + w.details.len() + self.binding.key.len());
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&[VERSION, ALGORITHM_COBBLESTONE_256, self.mode.id(), 0]);
-        out.extend_from_slice(&self.plaintext_len.to_be_bytes());
+        let (flags, stored_len) = if self.length_from_body {
+            (FLAG_LENGTH_FROM_BODY, 0)
+        } else {
+            (0, self.plaintext_len)
+        };
+        out.extend_from_slice(&[VERSION, ALGORITHM_COBBLESTONE_256, self.mode.id(), flags]);
+        out.extend_from_slice(&stored_len.to_be_bytes());
         put_bytes16(&mut out, self.binding.bucket.as_bytes());
         put_bytes16(&mut out, self.binding.key.as_bytes());
         out.extend_from_slice(&self.binding.part.unwrap_or(0).to_be_bytes());
@@ -434,15 +477,23 @@ impl Envelope {
             return Err(FormatError::UnsupportedAlgorithm { id: algorithm }.into());
         }
         let mode = Mode::from_id(mode)?;
-        if reserved != 0 {
+        if reserved & !FLAG_LENGTH_FROM_BODY != 0 {
             return Err(FormatError::Reserved {
                 field: "flags",
                 value: reserved.into(),
             }
             .into());
         }
+        let length_from_body = reserved & FLAG_LENGTH_FROM_BODY != 0;
         let plaintext_len = c.u64("plaintext length")?;
         bounds("plaintext length", plaintext_len, 0, MAX_PLAINTEXT_LEN)?;
+        if length_from_body && plaintext_len != 0 {
+            return Err(FormatError::Reserved {
+                field: "plaintext length of an envelope whose body gives it",
+                value: plaintext_len,
+            }
+            .into());
+        }
         let bucket = c.string16("bucket name", 1, MAX_BUCKET_LEN)?;
         let key = c.string16("object key", 1, MAX_OBJECT_KEY_LEN)?;
         let part = match c.u32("part number")? {
@@ -488,7 +539,15 @@ impl Envelope {
                 details,
             },
             parts,
+            length_from_body,
         };
+        if env.length_from_body && env.parts.is_some() {
+            return Err(FormatError::Reserved {
+                field: "length-from-body flag of a multipart envelope",
+                value: 1,
+            }
+            .into());
+        }
         Ok((env, c.position()))
     }
 

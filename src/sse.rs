@@ -52,4 +52,4 @@ pub use request::{
     SSE_BUCKET_KEY, SSE_C_ALGORITHM, SSE_C_KEY, SSE_C_KEY_MD5, SSE_CONTEXT, SSE_KMS_KEY_ID,
     ServerSideEncryption, SseCustomerKey, SseRequest, Transport,
 };
-pub use response::{Operation, etag, multipart_etag, response_headers};
+pub use response::{EtagHasher, Operation, etag, multipart_etag, response_headers};

@@ -100,10 +100,18 @@ fn named_errors() {
     );
     assert_eq!(fmt_err(with(6, &[0])), FormatError::UnknownMode { id: 0 });
     assert!(matches!(
-        fmt_err(with(7, &[1])),
+        fmt_err(with(7, &[2])),
         FormatError::Reserved {
             field: "flags",
-            value: 1
+            value: 2
+        }
+    ));
+    // Flag 01 (length given by the body) with a stored length.
+    assert!(matches!(
+        fmt_err(with(7, &[1])),
+        FormatError::Reserved {
+            field: "plaintext length of an envelope whose body gives it",
+            ..
         }
     ));
     assert!(matches!(

@@ -537,16 +537,24 @@ fn into_buffers_and_length_checks() {
     assert_eq!(body_err(e), BodyError::MissingFinalChunk { chunks: 1 });
 }
 
+/// S3 (and RFC 9110 §14.1.1) on an empty object: `bytes=0-` and
+/// `bytes=0-0` are 416 InvalidRange, `bytes=-N` (N > 0) gives the empty
+/// object; `..` (the whole object) and the empty `0..0` give no bytes.
 #[test]
 fn ranges_of_an_empty_object() {
     let (_, empty) = sealed(0);
     assert_eq!(body::open_range(&key(), CTX, &empty, ..).unwrap(), b"");
     assert_eq!(body::open_range(&key(), CTX, &empty, 0..0).unwrap(), b"");
+    for n in [1, 100, u64::MAX] {
+        let got = body::open_range(&key(), CTX, &empty, ByteRange::Last(n)).unwrap();
+        assert_eq!(got, b"", "-{n}");
+    }
     for r in [
         ByteRange::Bounded { start: 0, end: 1 },
         ByteRange::Bounded { start: 1, end: 1 },
+        ByteRange::From(0),
         ByteRange::From(1),
-        ByteRange::Last(1),
+        ByteRange::Last(0),
     ] {
         let e = body::open_range(&key(), CTX, &empty, r).unwrap_err();
         assert!(
@@ -554,11 +562,43 @@ fn ranges_of_an_empty_object() {
             "{r:?}"
         );
     }
-    // `..` still authenticates the (empty) final chunk.
+    // Every range still authenticates the (empty) final chunk first.
     let mut bad = empty.clone();
     *bad.last_mut().unwrap() ^= 1;
-    let e = body::open_range(&key(), CTX, &bad, ..).unwrap_err();
-    assert_eq!(body_err(e), BodyError::ChunkAuthentication { index: 0 });
+    for r in [(..).into(), ByteRange::Last(1), ByteRange::From(0)] {
+        let e = body::open_range(&key(), CTX, &bad, r).unwrap_err();
+        assert_eq!(
+            body_err(e),
+            BodyError::ChunkAuthentication { index: 0 },
+            "{r:?}"
+        );
+    }
+}
+
+/// The same rule on a non-empty object: a range is satisfiable when it
+/// starts before the end, a suffix range when it is not empty.
+#[test]
+fn satisfiable_ranges_follow_rfc_9110() {
+    let (pt, sealed) = sealed(100);
+    let open = |r: ByteRange| body::open_range(&key(), CTX, &sealed, r);
+    assert_eq!(open((..).into()).unwrap(), pt);
+    assert_eq!(open(ByteRange::From(99)).unwrap(), &pt[99..]);
+    assert_eq!(open(ByteRange::Last(1000)).unwrap(), pt);
+    assert_eq!(open((99..1000).into()).unwrap(), &pt[99..]);
+    for r in [
+        ByteRange::From(100),
+        ByteRange::Last(0),
+        (100..101).into(),
+        ByteRange::Bounded { start: 5, end: 4 },
+    ] {
+        assert!(
+            matches!(
+                body_err(open(r).unwrap_err()),
+                BodyError::InvalidRange { .. }
+            ),
+            "{r:?}"
+        );
+    }
 }
 
 /// A reader that returns `good` bytes of `data`, then fails.

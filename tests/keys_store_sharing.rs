@@ -140,7 +140,7 @@ fn kms_changes_from_many_handles_are_all_kept() {
                     for n in 0..KEYS {
                         let m = k.create_key(&format!("w{i}-{n}"), "worker").unwrap();
                         k.rotate_key(&m.key_id, "worker").unwrap();
-                        if n % 2 == 0 {
+                        if n.is_multiple_of(2) {
                             k.disable_key(&m.key_id, "worker").unwrap();
                         }
                         mine.push(m.key_id);
@@ -161,7 +161,7 @@ fn kms_changes_from_many_handles_are_all_kept() {
     for (n, id) in created.iter().enumerate() {
         let m = first.describe_key(id).unwrap();
         assert_eq!(m.versions, vec![1, 2]);
-        let expect = if n % KEYS % 2 == 0 {
+        let expect = if (n % KEYS).is_multiple_of(2) {
             KeyState::Disabled
         } else {
             KeyState::Enabled
@@ -356,4 +356,44 @@ fn stale_temp_files_of_dead_writers_are_swept_live_ones_kept() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}"); // `out` and the foreign file
+}
+
+#[test]
+fn kms_key_and_alias_created_in_one_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = kms(dir.path());
+    let m = k
+        .create_key_with_alias("named", "alias/named", "admin")
+        .unwrap();
+    assert_eq!(m.aliases, vec!["alias/named".to_owned()]);
+    // A taken or malformed alias creates no key at all.
+    assert!(
+        k.create_key_with_alias("again", "alias/named", "admin")
+            .is_err()
+    );
+    assert!(k.create_key_with_alias("bad", "named", "admin").is_err());
+    assert_eq!(k.list_keys().unwrap().len(), 1);
+    let audit = k.audit(&AuditQuery::default()).unwrap();
+    let ops: Vec<(&str, bool)> = audit
+        .iter()
+        .map(|r| (r.operation.as_str(), r.succeeded()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("CreateKey", true),
+            ("CreateAlias", true),
+            ("CreateAlias", false),
+            ("CreateAlias", false)
+        ]
+    );
+    assert!(
+        audit[..2]
+            .iter()
+            .all(|r| r.key_arn.as_deref() == Some(m.arn.as_str()))
+    );
+    // Both are in keys.json together, as one change's pending records.
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(k.keys_path()).unwrap()).unwrap();
+    assert_eq!(stored["pending_audit"].as_array().unwrap().len(), 2);
 }

@@ -49,9 +49,15 @@ fn short_and_long_client_bodies_are_400s_with_their_cause() {
     let s3 = S3Error::from(e);
     assert_eq!((s3.code, s3.status), ("InvalidRequest", 400));
     // A stored object whose body disagrees with its envelope is a 500.
-    let sealed = fx.engine.seal(&SealMode::S3, &obj("c"), &[7u8; 40_000]).unwrap();
+    let sealed = fx
+        .engine
+        .seal(&SealMode::S3, &obj("c"), &[7u8; 40_000])
+        .unwrap();
     let cut = &sealed[..sealed.len() - 100];
-    let e = fx.engine.open(OpenWith::Managed, &obj("c"), cut).unwrap_err();
+    let e = fx
+        .engine
+        .open(OpenWith::Managed, &obj("c"), cut)
+        .unwrap_err();
     let s3 = ErrorMapping::default().map_error(e);
     assert_eq!((s3.code, s3.status), ("InternalError", 500));
     assert!(s3.source().is_some());
@@ -64,7 +70,10 @@ fn copy_and_multipart_errors_keep_their_cause() {
     let fx = fx();
     let bucket = BucketEncryption::default().allow_sse_c();
     let k = customer(1);
-    let sealed = fx.engine.seal(&SealMode::C(k.key()), &obj("a"), b"x").unwrap();
+    let sealed = fx
+        .engine
+        .seal(&SealMode::C(k.key()), &obj("a"), b"x")
+        .unwrap();
     // Copying an SSE-C source without its key: 400, cause kept.
     let e = copy_object(
         &fx.engine,

@@ -74,6 +74,117 @@ impl From<RangeFull> for ByteRange {
     }
 }
 
+/// Why a `Range` header value is not one objseal serves (see
+/// [`ByteRange::parse_header`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeHeaderError {
+    /// Not `bytes=...` with one well-formed range spec (a server ignores
+    /// such a header, as RFC 9110 allows and S3 does, and sends the whole
+    /// object).
+    Malformed,
+    /// Several ranges (`bytes=0-1,5-6`): S3 serves one range per request
+    /// and ignores the header.
+    MultipleRanges,
+}
+
+impl core::fmt::Display for RangeHeaderError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RangeHeaderError::Malformed => {
+                "not a byte range (use bytes=START-END, bytes=START- or bytes=-N)"
+            }
+            RangeHeaderError::MultipleRanges => "several byte ranges in one request",
+        })
+    }
+}
+
+impl std::error::Error for RangeHeaderError {}
+
+impl ByteRange {
+    /// Parses an HTTP `Range` header value (RFC 9110 §14.1.2): `bytes=A-B`
+    /// (bytes A to B inclusive), `bytes=A-` or `bytes=-N`, with optional
+    /// spaces around the spec. The `bytes=` prefix is required; a spec whose
+    /// last byte is before its first is malformed (RFC 9110), which a
+    /// server treats as no `Range` header at all.
+    ///
+    /// ```
+    /// use objseal::body::{ByteRange, RangeHeaderError};
+    ///
+    /// assert_eq!(ByteRange::parse_header("bytes=0-99"), Ok(ByteRange::from(0..100)));
+    /// assert_eq!(ByteRange::parse_header("bytes=100-"), Ok(ByteRange::From(100)));
+    /// assert_eq!(ByteRange::parse_header("bytes=-5"), Ok(ByteRange::Last(5)));
+    /// assert_eq!(ByteRange::parse_header("bytes=9-2"), Err(RangeHeaderError::Malformed));
+    /// assert_eq!(ByteRange::parse_header("bytes=0-1,4-5"), Err(RangeHeaderError::MultipleRanges));
+    ///
+    /// // Against a 10-byte object: the bytes to send and the Content-Range.
+    /// let r = ByteRange::Last(3).satisfiable(10)?;
+    /// assert_eq!(r, 7..10);
+    /// assert_eq!(objseal::body::content_range(&r, 10), "bytes 7-9/10");
+    /// assert!(ByteRange::From(10).satisfiable(10).is_err()); // 416, `bytes */10`
+    /// # Ok::<(), objseal::Error>(())
+    /// ```
+    pub fn parse_header(value: &str) -> Result<ByteRange, RangeHeaderError> {
+        let spec = value
+            .trim()
+            .strip_prefix("bytes=")
+            .ok_or(RangeHeaderError::Malformed)?;
+        if spec.contains(',') {
+            return Err(RangeHeaderError::MultipleRanges);
+        }
+        Self::parse_spec(spec.trim()).ok_or(RangeHeaderError::Malformed)
+    }
+
+    /// Parses one range spec without the unit: `A-B`, `A-` or `-N`.
+    pub fn parse_spec(spec: &str) -> Option<ByteRange> {
+        let (a, b) = spec.split_once('-')?;
+        let num = |t: &str| {
+            (!t.is_empty() && t.len() <= 20 && t.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| t.parse::<u64>().ok())
+                .flatten()
+        };
+        match (a.is_empty(), b.is_empty()) {
+            (true, false) => Some(ByteRange::Last(num(b)?)),
+            (false, true) => Some(ByteRange::From(num(a)?)),
+            (false, false) => {
+                let (start, last) = (num(a)?, num(b)?);
+                if last < start {
+                    return None;
+                }
+                Some(ByteRange::Bounded {
+                    start,
+                    end: last.checked_add(1)?,
+                })
+            }
+            (true, true) => None,
+        }
+    }
+
+    /// The bytes this range selects of an object of `len` bytes, or
+    /// [`BodyError::InvalidRange`] (S3's 416) when it selects none by the
+    /// rule above. A server answers 206 with [`content_range`] of the
+    /// result, or 416 with `Content-Range: bytes */LEN`; an empty result
+    /// (a suffix range of an empty object) is answered 200 with the empty
+    /// object.
+    pub fn satisfiable(self, len: u64) -> Result<Range<u64>, Error> {
+        let r = self.resolve(len);
+        match r.unsatisfiable {
+            Some(e) => Err(e.into()),
+            None => Ok(r.start..r.end),
+        }
+    }
+}
+
+/// The `Content-Range` value of a 206 answer for bytes `range` of an object
+/// of `len` bytes: `bytes FIRST-LAST/LEN`. `range` MUST be non-empty (a 206
+/// cannot describe zero bytes).
+pub fn content_range(range: &Range<u64>, len: u64) -> String {
+    format!(
+        "bytes {}-{}/{len}",
+        range.start,
+        range.end.saturating_sub(1)
+    )
+}
+
 /// A range resolved against an object length.
 pub(crate) struct Resolved {
     /// First byte.

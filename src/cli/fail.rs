@@ -76,11 +76,15 @@ pub fn code_of(e: &Error) -> u8 {
         Error::Cipher(CipherError::TagMismatch) => AUTH,
         Error::Cipher(_) => USAGE,
         Error::Body(BodyError::InvalidRange { .. } | BodyError::TooLong { .. }) => USAGE,
-        Error::Body(BodyError::Random { .. } | BodyError::WriterPoisoned) => IO,
+        // A declared length that the input does not match: the input (a
+        // file that changed while it was read) is not what it was.
+        Error::Body(
+            BodyError::Random { .. } | BodyError::WriterPoisoned | BodyError::DeclaredLength { .. },
+        ) => IO,
         Error::Body(_) | Error::Format(_) => AUTH,
-        // Damaged wrapped-key details (a version byte, an encryption
-        // context out of order) are a damaged object, not a key-management
-        // state: no newer objseal writes other details versions.
+        // Wrapped-key details that do not parse (a version byte other than
+        // 1, an encryption context out of order) are a damaged object, not
+        // a key-management state.
         Error::Key(
             KeyError::UnwrapFailed { .. }
             | KeyError::AccessDenied

@@ -239,10 +239,11 @@ pub fn kms(ctx: &Ctx, c: KmsCommand) -> Result<(), Failure> {
     };
     match c {
         KmsCommand::CreateKey { description, alias } => {
-            let meta = kms.create_key(&description, PRINCIPAL).map_err(at)?;
-            if let Some(a) = alias {
-                kms.create_alias(&a, &meta.key_id, PRINCIPAL).map_err(at)?;
+            let meta = match alias {
+                Some(a) => kms.create_key_with_alias(&description, &a, PRINCIPAL),
+                None => kms.create_key(&description, PRINCIPAL),
             }
+            .map_err(at)?;
             println!("{}", meta.arn);
         }
         KmsCommand::List { json } => {

@@ -105,10 +105,11 @@ pub struct SealArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Length of the stdin input (e.g. 4GiB, 1000000): stdin is then
-    /// streamed in bounded memory, and must hold exactly that many bytes.
-    /// Without it stdin is read whole into memory first (the envelope
-    /// declares the length). Only with `-` as input.
+    /// Length of the stdin input (e.g. 4GiB, 1000000): the envelope then
+    /// records it and stdin must hold exactly that many bytes. Without it
+    /// stdin is sealed as a stream of unknown length (the body's size gives
+    /// it). Either way stdin is streamed in bounded memory. Only with `-` as
+    /// input.
     #[arg(long, value_name = "BYTES")]
     size: Option<String>,
     /// Replace an existing output file.
@@ -306,22 +307,7 @@ pub fn parse_customer_key(bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 /// Parses S3 Range syntax (without `bytes=`).
 pub fn parse_range(s: &str) -> Result<ByteRange, Failure> {
     let bad = || Failure::usage(format!("bad --range {s:?}: use START-END, START- or -N"));
-    let s = s.strip_prefix("bytes=").unwrap_or(s);
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let num = |t: &str| t.parse::<u64>().map_err(|_| bad());
-    match (a.is_empty(), b.is_empty()) {
-        (true, false) => Ok(ByteRange::Last(num(b)?)),
-        (false, true) => Ok(ByteRange::From(num(a)?)),
-        (false, false) => {
-            let (start, last) = (num(a)?, num(b)?);
-            if last < start {
-                return Err(bad());
-            }
-            let end = last.checked_add(1).ok_or_else(bad)?;
-            Ok(ByteRange::Bounded { start, end })
-        }
-        (true, true) => Err(bad()),
-    }
+    ByteRange::parse_spec(s.strip_prefix("bytes=").unwrap_or(s)).ok_or_else(bad)
 }
 
 /// Reads up to `limit` bytes from `r` (fewer only at end of input).
@@ -445,9 +431,10 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
     let engine = store.engine();
     let name = &a.input;
 
-    // The plaintext. The envelope declares the length: stdin is streamed
-    // when `--size` gives it (the writer refuses more or fewer bytes), and
-    // read whole otherwise.
+    // The plaintext, streamed. The envelope declares the length when it is
+    // known (a file, or stdin with `--size`: the writer then refuses more or
+    // fewer bytes); stdin without `--size` is sealed with the length left
+    // to the body (FORMAT.md §1, flag 01).
     let declared = match (&a.size, stdin) {
         (Some(_), false) => {
             return Err(Failure::usage(
@@ -457,37 +444,37 @@ pub fn seal(ctx: &Ctx, a: SealArgs) -> Result<(), Failure> {
         (Some(s), true) => Some(super::bench::parse_size(s)?),
         (None, _) => None,
     };
-    let (mut reader, len): (Box<dyn Read>, u64) = if let Some(len) = declared {
+    let (mut reader, len): (Box<dyn Read>, Option<u64>) = if let Some(len) = declared {
         let r = DeclaredLen::new(io::stdin().lock(), len, stdout);
-        (Box::new(r), len)
+        (Box::new(r), Some(len))
     } else if stdin {
-        let buf = Zeroizing::new(
-            read_up_to(&mut io::stdin().lock(), u64::MAX).map_err(|e| Failure::io(name, &e))?,
-        );
-        let len = buf.len() as u64;
-        (Box::new(io::Cursor::new(buf)), len)
+        (Box::new(io::stdin().lock()), None)
     } else {
         let f = File::open(name).map_err(|e| Failure::io(name, &e))?;
         let len = f.metadata().map_err(|e| Failure::io(name, &e))?.len();
-        (Box::new(f), len)
+        (Box::new(f), Some(len))
     };
-    let bar = progress(ctx, len);
+    let bar = progress(ctx, len.unwrap_or(0));
     let mut reader = bar.wrap_read(&mut reader);
     // Whether writing the output failed: such an error names the output.
     let out_failed = Cell::new(false);
     let fail = |e| output_or(&out_failed, &out, e, |e| Failure::from_error(e, name));
     if stdout {
         let sink = Watched::new(io::stdout().lock(), &out_failed);
-        let w = engine
-            .seal_writer(&mode, &binding, len, sink)
-            .map_err(fail)?;
+        let w = match len {
+            Some(len) => engine.seal_writer(&mode, &binding, len, sink),
+            None => engine.seal_writer_unsized(&mode, &binding, sink),
+        }
+        .map_err(fail)?;
         finish_seal(w, &mut reader, name, &out, &out_failed)?;
     } else {
         let mut staged = Staged::create(&out)?;
         let sink = Watched::new(staged.file(), &out_failed);
-        let w = engine
-            .seal_writer(&mode, &binding, len, sink)
-            .map_err(fail)?;
+        let w = match len {
+            Some(len) => engine.seal_writer(&mode, &binding, len, sink),
+            None => engine.seal_writer_unsized(&mode, &binding, sink),
+        }
+        .map_err(fail)?;
         finish_seal(w, &mut reader, name, &out, &out_failed)?;
         staged.commit()?;
     }

@@ -200,11 +200,12 @@ impl Store {
             match kms.describe_key(DEFAULT_ALIAS) {
                 Ok(_) => {}
                 Err(Error::Kms(KmsError::NotFound { .. })) => {
-                    let meta = kms
-                        .create_key("objseal command line default key", PRINCIPAL)
-                        .map_err(at)?;
-                    kms.create_alias(DEFAULT_ALIAS, &meta.key_id, PRINCIPAL)
-                        .map_err(at)?;
+                    kms.create_key_with_alias(
+                        "objseal command line default key",
+                        DEFAULT_ALIAS,
+                        PRINCIPAL,
+                    )
+                    .map_err(at)?;
                 }
                 Err(e) => return Err(at(e)),
             }

@@ -14,13 +14,16 @@ use crate::fsio::Staged;
 
 /// Writes one object (envelope, then body sealed in parallel batches).
 ///
-/// The plaintext length is declared up front (it is in the envelope, as S3
-/// knows `Content-Length`); writing more fails, and [`ObjectWriter::finish`]
-/// fails if fewer bytes were written. `finish` MUST be called: without it
-/// the body is truncated and the object does not open.
+/// Made by [`Engine::seal_writer`], the plaintext length is declared up
+/// front (it is in the envelope, as S3 knows `Content-Length`); writing
+/// more fails, and [`ObjectWriter::finish`] fails if fewer bytes were
+/// written ([`BodyError::DeclaredLength`]). Made by
+/// [`Engine::seal_writer_unsized`] (a chunked upload with no length), any
+/// length is taken and the body's size records it. `finish` MUST be called:
+/// without it the body is truncated and the object does not open.
 pub struct ObjectWriter<W: Write> {
     inner: SealWriter<W>,
-    declared: u64,
+    declared: Option<u64>,
     written: u64,
 }
 
@@ -35,10 +38,16 @@ impl<W: Write> core::fmt::Debug for ObjectWriter<W> {
 
 impl<W: Write> Write for ObjectWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.written + buf.len() as u64 > self.declared {
-            return Err(Error::from(BodyError::DeclaredLength {
-                declared: self.declared,
-                received: self.written + buf.len() as u64,
+        let received = self.written + buf.len() as u64;
+        if let Some(declared) = self.declared
+            && received > declared
+        {
+            return Err(Error::from(BodyError::DeclaredLength { declared, received }).into_io());
+        }
+        if received > crate::format::MAX_PLAINTEXT_LEN {
+            return Err(Error::from(BodyError::TooLong {
+                what: "plaintext",
+                len: received,
             })
             .into_io());
         }
@@ -56,9 +65,11 @@ impl<W: Write> ObjectWriter<W> {
     /// Seals the final chunk and returns the inner writer. Fails if fewer
     /// bytes than declared were written.
     pub fn finish(self) -> Result<W, Error> {
-        if self.written != self.declared {
+        if let Some(declared) = self.declared
+            && self.written != declared
+        {
             return Err(BodyError::DeclaredLength {
-                declared: self.declared,
+                declared,
                 received: self.written,
             }
             .into());
@@ -100,6 +111,13 @@ impl<R: Read> Read for ObjectReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
+        if self.envelope.length_from_body {
+            // The body's final chunk ends it; its length is the object's.
+            if n == 0 && !buf.is_empty() {
+                self.envelope.plaintext_len = self.read;
+            }
+            return Ok(n);
+        }
         let expected = self.envelope.plaintext_len;
         if self.read > expected || (n == 0 && !buf.is_empty() && self.read != expected) {
             return Err(Error::from(BodyError::LengthMismatch {
@@ -153,6 +171,46 @@ impl Engine {
         mode: &SealMode<'_>,
         binding: &ObjectBinding,
         plaintext_len: u64,
+        inner: W,
+    ) -> Result<ObjectWriter<W>, Error> {
+        self.object_writer(mode, binding, Some(plaintext_len), inner)
+    }
+
+    /// Starts writing the object `binding` of a length not known yet (a
+    /// chunked or `aws-chunked` upload without `x-amz-decoded-content-length`)
+    /// to `inner`, envelope first. The envelope records that the body's
+    /// size gives the length (`docs/FORMAT.md` §1, flag `01`); every open
+    /// works as for other objects, suffix ranges included.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::sync::Arc;
+    /// use objseal::{Engine, Keyring, ObjectBinding, OpenWith, SealMode};
+    ///
+    /// let engine = Engine::builder().keyring(Arc::new(Keyring::in_memory("k")?)).build();
+    /// let obj = ObjectBinding::new("b", "streamed")?;
+    /// let mut w = engine.seal_writer_unsized(&SealMode::S3, &obj, Vec::new())?;
+    /// w.write_all(b"length unknown ")?;
+    /// w.write_all(b"until the end")?;
+    /// let stored = w.finish()?;
+    /// assert_eq!(engine.open(OpenWith::Managed, &obj, &stored)?, b"length unknown until the end");
+    /// assert_eq!(engine.open_range(OpenWith::Managed, &obj, &stored, objseal::body::ByteRange::Last(3))?, b"end");
+    /// # Ok::<(), objseal::Error>(())
+    /// ```
+    pub fn seal_writer_unsized<W: Write>(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        inner: W,
+    ) -> Result<ObjectWriter<W>, Error> {
+        self.object_writer(mode, binding, None, inner)
+    }
+
+    fn object_writer<W: Write>(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        plaintext_len: Option<u64>,
         mut inner: W,
     ) -> Result<ObjectWriter<W>, Error> {
         let dek = DataKey::generate()?;
@@ -261,7 +319,7 @@ impl Engine {
             input,
             src,
             base,
-            Some(envelope.plaintext_len),
+            (!envelope.length_from_body).then_some(envelope.plaintext_len),
             range.into(),
         )
     }

@@ -13,8 +13,8 @@
 use super::bucket::BucketEncryption;
 use super::error::{ErrorMapping, S3Error};
 use super::multipart::{open_object, rewrap_envelope};
-use super::response::EtagHasher;
 use super::request::SseRequest;
+use super::response::EtagHasher;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::format::{Envelope, ObjectBinding};

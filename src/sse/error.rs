@@ -108,8 +108,7 @@ pub const MSG_HEADER_TOO_LONG: &str = "The header value is too long";
 pub const MSG_INCOMPLETE_BODY: &str =
     "You did not provide the number of bytes specified by the Content-Length HTTP header.";
 /// A request body longer than its declared length (400 `InvalidRequest`).
-pub const MSG_BODY_TOO_LONG: &str =
-    "The request body is longer than the length declared by the Content-Length or x-amz-decoded-content-length header.";
+pub const MSG_BODY_TOO_LONG: &str = "The request body is longer than the length declared by the Content-Length or x-amz-decoded-content-length header.";
 /// The message of a 500 `InternalError`.
 pub const MSG_INTERNAL: &str = "We encountered an internal error. Please try again.";
 

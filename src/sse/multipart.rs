@@ -309,8 +309,8 @@ impl PartSealer {
             )
         })?;
         let ctx = part.body_context();
-        let body =
-            body::seal(&self.dek, &ctx, plaintext).map_err(|e| ErrorMapping::default().map_error(e))?;
+        let body = body::seal(&self.dek, &ctx, plaintext)
+            .map_err(|e| ErrorMapping::default().map_error(e))?;
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&body[..HEADER_LEN]);
         Ok(SealedPart {

@@ -186,6 +186,35 @@ impl AuditLog {
         Ok(len - cut)
     }
 
+    /// Appends those of `records`, a batch that was to be appended at
+    /// `offset`, that are not in the log yet. The complete lines from
+    /// `offset` on are the batch's first records (a torn tail is cut by
+    /// [`AuditLog::repair_tail`] first), so an append that got some of
+    /// the lines in before it failed is completed, not repeated.
+    pub(super) fn complete_batch(
+        &mut self,
+        offset: u64,
+        records: &[AuditRecord],
+    ) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let len = self.len()?;
+        let mut written = 0;
+        let mut at = offset;
+        let mut buf = [0u8; 8 * 1024];
+        while at < len && written < records.len() {
+            let chunk = &mut buf[..(len - at).min(8 * 1024) as usize];
+            read_at(&self.file, chunk, at).map_err(|e| Error::io_at(&self.path, e))?;
+            written += chunk.iter().filter(|&&b| b == b'\n').count();
+            at += chunk.len() as u64;
+        }
+        if written < records.len() {
+            self.append_all(&records[written..])?;
+        }
+        Ok(())
+    }
+
     /// Appends `records` (one line each) in one write and fsyncs them.
     pub(super) fn append_all(&mut self, records: &[AuditRecord]) -> Result<(), Error> {
         self.append_unsynced(records)?;
@@ -245,7 +274,7 @@ impl AuditLog {
                 let reason = if n as u64 > MAX_LINE {
                     // Skip the rest of the overlong line.
                     let mut rest = Vec::new();
-                    let skipped = (&mut reader)
+                    let skipped = reader
                         .read_until(b'\n', &mut rest)
                         .map_err(|e| Error::io_at(&self.path, e))?;
                     offset += skipped as u64;

@@ -317,12 +317,9 @@ impl LocalKms {
         // the next operation. Best effort: if the append fails (full disk),
         // they stay pending and the next operation appends them or fails.
         if !loaded.pending.is_empty() {
-            let _ = audit.repair_tail().and_then(|_| {
-                if audit.len()? <= loaded.pending_offset {
-                    audit.append_all(&loaded.pending)?;
-                }
-                Ok(())
-            });
+            let _ = audit
+                .repair_tail()
+                .and_then(|_| audit.complete_batch(loaded.pending_offset, &loaded.pending));
         }
         let audit_sync = audit.sync_handle()?;
         Ok(LocalKms {
@@ -369,9 +366,9 @@ impl LocalKms {
     fn sync_locked(&self, inner: &mut Inner) -> Result<(), Error> {
         self.refresh_locked(inner)?;
         inner.audit.repair_tail()?;
-        if !inner.pending.is_empty() && inner.audit.len()? <= inner.pending_offset {
-            inner.audit.append_all(&inner.pending)?;
-        }
+        inner
+            .audit
+            .complete_batch(inner.pending_offset, &inner.pending)?;
         Ok(())
     }
 
@@ -533,39 +530,7 @@ impl LocalKms {
     /// Creates an enabled customer master key in this region.
     pub fn create_key(&self, description: &str, principal: &str) -> Result<KeyMetadata, Error> {
         self.audited("CreateKey", principal, "", None, |this, inner| {
-            let made = (|| {
-                let mut id = [0u8; 16];
-                fill_random(&mut id)?;
-                id[6] = (id[6] & 0x0f) | 0x40;
-                id[8] = (id[8] & 0x3f) | 0x80;
-                let h: String = id.iter().map(|b| format!("{b:02x}")).collect();
-                let key_id = format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..]
-                );
-                let now = fsio::unix_now();
-                let mut versions = BTreeMap::new();
-                versions.insert(1, (now, CmkMaterial::generate()?));
-                let cmk = Cmk {
-                    key_id: key_id.clone(),
-                    region: this.region.clone(),
-                    account: this.account.clone(),
-                    description: description.to_owned(),
-                    created: now,
-                    state: KeyState::Enabled,
-                    rotation_period_secs: None,
-                    last_rotation: now,
-                    versions,
-                };
-                inner.keys.insert(key_id.clone(), cmk);
-                inner.dirty = true;
-                Ok(key_id)
-            })();
-            match made {
+            match this.insert_new_key(inner, description) {
                 Ok(id) => {
                     let cmk = &inner.keys[&id];
                     Audited {
@@ -580,31 +545,82 @@ impl LocalKms {
         })
     }
 
+    /// Creates an enabled key named `alias` in one change: a crash leaves
+    /// both or neither (with [`LocalKms::create_key`] then
+    /// [`LocalKms::create_alias`], a crash in between leaves a key with no
+    /// name). Audited as a `CreateKey` and a `CreateAlias` record.
+    pub fn create_key_with_alias(
+        &self,
+        description: &str,
+        alias: &str,
+        principal: &str,
+    ) -> Result<KeyMetadata, Error> {
+        self.audited("CreateAlias", principal, "", None, |this, inner| {
+            if let Err(e) = check_alias(inner, alias) {
+                return fail(e.into());
+            }
+            let id = match this.insert_new_key(inner, description) {
+                Ok(id) => id,
+                Err(e) => return fail(e),
+            };
+            let arn = inner.keys[&id].arn();
+            inner.side_records.push(Self::record(
+                "CreateKey",
+                principal,
+                Some(arn.clone()),
+                Some(1),
+                None,
+                Ok(()),
+            ));
+            inner.aliases.insert(alias.to_owned(), id.clone());
+            Audited {
+                key_arn: Some(arn),
+                key_version: None,
+                result: Ok(metadata(&inner.keys[&id], &inner.aliases)),
+                per_key: None,
+            }
+        })
+    }
+
+    /// Adds a fresh enabled key to the state (to be saved); returns its id.
+    fn insert_new_key(&self, inner: &mut Inner, description: &str) -> Result<String, Error> {
+        let mut id = [0u8; 16];
+        fill_random(&mut id)?;
+        id[6] = (id[6] & 0x0f) | 0x40;
+        id[8] = (id[8] & 0x3f) | 0x80;
+        let h: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let key_id = format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        );
+        let now = fsio::unix_now();
+        let mut versions = BTreeMap::new();
+        versions.insert(1, (now, CmkMaterial::generate()?));
+        let cmk = Cmk {
+            key_id: key_id.clone(),
+            region: self.region.clone(),
+            account: self.account.clone(),
+            description: description.to_owned(),
+            created: now,
+            state: KeyState::Enabled,
+            rotation_period_secs: None,
+            last_rotation: now,
+            versions,
+        };
+        inner.keys.insert(key_id.clone(), cmk);
+        inner.dirty = true;
+        Ok(key_id)
+    }
+
     /// Names key `target` (a key id or ARN) `alias` (`alias/NAME`).
     pub fn create_alias(&self, alias: &str, target: &str, principal: &str) -> Result<(), Error> {
         self.audited("CreateAlias", principal, target, None, |this, inner| {
-            let valid = alias.strip_prefix("alias/").is_some_and(|n| {
-                !n.is_empty()
-                    && n.len() <= 256
-                    && !n.starts_with("aws/")
-                    && n.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
-            });
-            if !valid {
-                return fail(
-                    KmsError::InvalidKeyReference {
-                        value: alias.to_owned(),
-                    }
-                    .into(),
-                );
-            }
-            if inner.aliases.contains_key(alias) {
-                return fail(
-                    KmsError::AliasExists {
-                        alias: alias.to_owned(),
-                    }
-                    .into(),
-                );
+            if let Err(e) = check_alias(inner, alias) {
+                return fail(e.into());
             }
             let id = match this.resolve(inner, target) {
                 Ok(cmk) => cmk.key_id.clone(),
@@ -1099,6 +1115,28 @@ fn fail_key<T>(e: impl Into<Error>, cmk: Option<&Cmk>) -> Audited<T> {
         key_version: None,
         per_key: None,
     }
+}
+
+/// Refuses an alias that is malformed or taken.
+fn check_alias(inner: &Inner, alias: &str) -> Result<(), KmsError> {
+    let valid = alias.strip_prefix("alias/").is_some_and(|n| {
+        !n.is_empty()
+            && n.len() <= 256
+            && !n.starts_with("aws/")
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+    });
+    if !valid {
+        return Err(KmsError::InvalidKeyReference {
+            value: alias.to_owned(),
+        });
+    }
+    if inner.aliases.contains_key(alias) {
+        return Err(KmsError::AliasExists {
+            alias: alias.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn set(inner: &mut Inner, id: &str, state: KeyState) {
