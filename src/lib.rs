@@ -61,6 +61,8 @@
 //! `unsafe` is denied at the crate root; the only modules that opt out are the
 //! x86 cipher kernels (`grep -rn "allow(unsafe_code)" src` lists them).
 
+#[cfg(feature = "tokio")]
+pub mod aio;
 pub mod body;
 pub mod cipher;
 pub mod engine;

@@ -23,6 +23,7 @@ use crate::fsio::Staged;
 /// without it the body is truncated and the object does not open.
 pub struct ObjectWriter<W: Write> {
     inner: SealWriter<W>,
+    envelope: Envelope,
     declared: Option<u64>,
     written: u64,
 }
@@ -62,6 +63,12 @@ impl<W: Write> Write for ObjectWriter<W> {
 }
 
 impl<W: Write> ObjectWriter<W> {
+    /// The object's envelope, as written at the start of the output (its
+    /// plaintext length is 0 for an object whose body gives the length).
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
     /// Seals the final chunk and returns the inner writer. Fails if fewer
     /// bytes than declared were written.
     pub fn finish(self) -> Result<W, Error> {
@@ -218,6 +225,7 @@ impl Engine {
         inner.write_all(&env.encode()?)?;
         Ok(ObjectWriter {
             inner: SealWriter::new(inner, &dek, &env.body_context())?,
+            envelope: env,
             declared: plaintext_len,
             written: 0,
         })
