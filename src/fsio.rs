@@ -64,6 +64,14 @@ impl core::fmt::Debug for StagedFile {
     }
 }
 
+/// A failed [`StagedFile::commit_tracked`].
+pub(crate) struct CommitFailure {
+    /// Whether the new file had already replaced the destination.
+    pub(crate) renamed: bool,
+    /// What failed.
+    pub(crate) error: Error,
+}
+
 /// Internal name kept for the modules that used it first.
 pub(crate) type Staged = StagedFile;
 
@@ -80,7 +88,9 @@ impl StagedFile {
         }
         let dir = parent_dir(dst);
         #[cfg(target_os = "linux")]
-        if let Some(file) = anonymous_file(&dir)? {
+        if proc_fd_available()
+            && let Some(file) = anonymous_file(&dir)?
+        {
             return Ok(StagedFile {
                 file,
                 dir,
@@ -122,21 +132,35 @@ impl StagedFile {
     /// has already been replaced by the complete new file (the rename is
     /// done and cannot be undone); only its durability across a crash is in
     /// doubt.
-    pub fn commit(mut self) -> Result<(), Error> {
+    pub fn commit(self) -> Result<(), Error> {
+        self.commit_tracked().map_err(|f| f.error)
+    }
+
+    /// [`StagedFile::commit`], telling a failure after the rename (the
+    /// destination already replaced, only the directory's fsync failed)
+    /// from one before it (the destination untouched).
+    pub(crate) fn commit_tracked(mut self) -> Result<(), CommitFailure> {
+        let before = |error| CommitFailure {
+            renamed: false,
+            error,
+        };
         self.file
             .sync_all()
-            .map_err(|e| Error::io_at(&self.dst, e))?;
+            .map_err(|e| before(Error::io_at(&self.dst, e)))?;
         let tmp = match self.named.clone() {
             Some(tmp) => tmp,
             None => {
-                let tmp = self.link_anonymous()?;
+                let tmp = self.link_anonymous().map_err(before)?;
                 self.named = Some(tmp.clone());
                 tmp
             }
         };
-        fs::rename(&tmp, &self.dst).map_err(|e| Error::io_at(&self.dst, e))?;
+        fs::rename(&tmp, &self.dst).map_err(|e| before(Error::io_at(&self.dst, e)))?;
         self.committed = true;
-        sync_dir(&self.dir)
+        sync_dir(&self.dir).map_err(|error| CommitFailure {
+            renamed: true,
+            error,
+        })
     }
 
     /// Gives the anonymous file a locked temporary name in its directory.
@@ -205,6 +229,15 @@ fn is_tmp_name(name: &str) -> bool {
         && name[TMP_PREFIX.len()..TMP_PREFIX.len() + 16]
             .bytes()
             .all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `/proc/self/fd` can name an anonymous file for `linkat` (not in
+/// a chroot without /proc: there the named path is used from the start,
+/// rather than failing at commit after all the data was written).
+#[cfg(target_os = "linux")]
+fn proc_fd_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
 /// An anonymous 0600 file in `dir`, or `None` where the file system or
@@ -312,12 +345,10 @@ pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize, Error> {
         let Ok(file) = open_regular(&path, false) else {
             continue;
         };
-        if file.try_lock().is_ok() && same_file(&file, &path) {
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io_at(&path, e)),
-            }
+        // One that cannot be removed (permissions, immutable) is left for
+        // its owner; it must not stop the write that swept beside it.
+        if file.try_lock().is_ok() && same_file(&file, &path) && fs::remove_file(&path).is_ok() {
+            removed += 1;
         }
     }
     Ok(removed)
@@ -407,13 +438,25 @@ pub fn set_lock_timeout(timeout: Duration) {
 /// An exclusive lock, across processes, on a lock file (an advisory
 /// `flock`); released when dropped. The lock file is created (0600) if
 /// missing and never removed (removing lock files races with their users).
-pub(crate) struct FileLock {
+pub struct FileLock {
     _file: File,
 }
 
+impl core::fmt::Debug for FileLock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FileLock")
+    }
+}
+
 impl FileLock {
-    /// Takes the lock on `path`, waiting at most the lock timeout.
-    pub(crate) fn acquire(path: &Path) -> Result<FileLock, Error> {
+    /// Takes the lock on `path` (created 0600 if missing; refused with
+    /// [`KeyError::NotRegularFile`] if it is a link, FIFO or device),
+    /// waiting at most the lock timeout ([`set_lock_timeout`]), then
+    /// [`KeyError::LockTimeout`]. For embedders keeping their own shared
+    /// files (user lists, bucket settings) under the same discipline as
+    /// objseal's key stores: lock, re-read, replace with a
+    /// [`StagedFile`], unlock.
+    pub fn acquire(path: &Path) -> Result<FileLock, Error> {
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -474,14 +517,20 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically: a new owner-only (0600) temporary
 /// file beside it is written and fsynced, renamed over `path`, and the
-/// directory is fsynced. A crash leaves the old file or the new one.
-pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let staged = Staged::create(path)?;
+/// directory is fsynced. A crash leaves the old file or the new one. A
+/// failure tells whether it came after the file was replaced (see
+/// [`StagedFile::commit_tracked`]).
+pub(crate) fn write_private_atomic_tracked(path: &Path, bytes: &[u8]) -> Result<(), CommitFailure> {
+    let before = |error| CommitFailure {
+        renamed: false,
+        error,
+    };
+    let staged = Staged::create(path).map_err(before)?;
     staged
         .file()
         .write_all(bytes)
-        .map_err(|e| Error::io_at(staged.tmp_path(), e))?;
-    staged.commit()
+        .map_err(|e| before(Error::io_at(staged.tmp_path(), e)))?;
+    staged.commit_tracked()
 }
 
 /// Fsyncs a directory, so a rename in it is durable.
@@ -517,9 +566,14 @@ pub(crate) fn check_private_meta(path: &Path, meta: &fs::Metadata) -> Result<(),
 }
 
 /// Reads a secret file: a regular file (not a link, FIFO or device), not
-/// accessible to its group or others, at most `max` bytes.
-pub(crate) fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+/// accessible to its group or others ([`KeyError::InsecurePermissions`]),
+/// at most `max` bytes.
+pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
     let file = open_regular(path, false)?;
+    read_private_from(path, &file, max)
+}
+
+fn read_private_from(path: &Path, file: &File, max: u64) -> Result<Vec<u8>, Error> {
     let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
     check_private_meta(path, &meta)?;
     let len = meta.len();
@@ -531,7 +585,8 @@ pub(crate) fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
         .into());
     }
     let mut out = Vec::with_capacity(len as usize);
-    (&file)
+    let reader = file;
+    reader
         .take(max + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::io_at(path, e))?;
@@ -561,47 +616,60 @@ pub(crate) fn missing_is_lost(e: Error, path: &Path) -> Error {
     }
 }
 
-/// A cheap fingerprint of a file's current version (device, inode, size,
-/// modification and change times), to tell whether another process
-/// replaced it; `None` when it does not exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+/// The version of a file that was read (or written), kept open so that its
+/// inode cannot be reused while it is held: the file at the path is still
+/// that version exactly when it has the same device and inode numbers
+/// (every change replaces the file by a rename, never in place). Unlike
+/// comparing sizes and times, this cannot be fooled by coarse timestamps
+/// or a reused inode number.
+pub(crate) struct Pinned {
+    _file: File,
+    id: Option<(u64, u64)>,
 }
 
-/// The current [`Stamp`] of `path` (not following links).
-pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = fs::symlink_metadata(path).ok()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some(Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-        })
+impl Pinned {
+    /// Pins the file open as `file`.
+    fn of(file: File) -> Pinned {
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            file.metadata().ok().map(|m| (m.dev(), m.ino()))
+        };
+        #[cfg(not(unix))]
+        let id = None;
+        Pinned { _file: file, id }
     }
-    #[cfg(not(unix))]
-    {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
-        Some(Stamp {
-            dev: 0,
-            ino: 0,
-            len: meta.len(),
-            mtime_ns,
-            ctime_ns: 0,
-        })
+
+    /// Whether `path` (not followed if a link) is still the pinned file;
+    /// always false where files have no inode numbers (then every check
+    /// re-reads).
+    pub(crate) fn is_current(&self, path: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match (self.id, fs::symlink_metadata(path)) {
+                (Some(id), Ok(m)) => id == (m.dev(), m.ino()),
+                _ => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            false
+        }
     }
+}
+
+/// Pins the file now at `path` (after writing it under the store's lock).
+pub(crate) fn pin(path: &Path) -> Option<Pinned> {
+    open_regular(path, false).ok().map(Pinned::of)
+}
+
+/// [`read_private`], also pinning the version read.
+pub(crate) fn read_private_pinned(path: &Path, max: u64) -> Result<(Vec<u8>, Pinned), Error> {
+    let file = open_regular(path, false)?;
+    let bytes = read_private_from(path, &file, max)?;
+    Ok((bytes, Pinned::of(file)))
 }
 
 /// Seconds since the Unix epoch, now.
@@ -651,6 +719,28 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::rfc3339;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pinned_version_tells_a_same_size_replacement() {
+        let write = |p: &std::path::Path, b: &[u8]| {
+            super::write_private_atomic_tracked(p, b).map_err(|f| f.error)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        write(&path, b"{\"state\":\"A\"}").unwrap();
+        let (bytes, pinned) = super::read_private_pinned(&path, 1024).unwrap();
+        assert_eq!(bytes, b"{\"state\":\"A\"}");
+        assert!(pinned.is_current(&path));
+        // Replaced by a file of the same size (and, on a coarse clock, the
+        // same times): the pin, holding the old inode, is not fooled.
+        for _ in 0..50 {
+            write(&path, b"{\"state\":\"B\"}").unwrap();
+            assert!(!pinned.is_current(&path));
+        }
+        let again = super::pin(&path).unwrap();
+        assert!(again.is_current(&path));
+    }
 
     #[test]
     fn timestamps() {

@@ -74,7 +74,9 @@ mod fsio;
 /// every objseal write goes through, the sweep of temporary files left by
 /// writers that died, and the wait for key-store locks.
 pub mod fs {
-    pub use crate::fsio::{StagedFile, remove_stale_temp_files, set_lock_timeout};
+    pub use crate::fsio::{
+        FileLock, StagedFile, read_private, remove_stale_temp_files, set_lock_timeout,
+    };
 }
 pub mod keys;
 pub mod sse;

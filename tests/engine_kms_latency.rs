@@ -183,3 +183,61 @@ fn a_hung_kms_request_for_one_key_does_not_stall_another() {
         stuck.join().unwrap();
     });
 }
+
+/// A KMS that refuses after a delay.
+struct SlowRefusal {
+    calls: AtomicUsize,
+}
+
+impl Kms for SlowRefusal {
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        _: &EncryptionContext,
+        _: &str,
+    ) -> Result<GeneratedDataKey, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(DELAY);
+        Err(objseal::KmsError::Disabled {
+            arn: key_id.to_owned(),
+        }
+        .into())
+    }
+
+    fn decrypt(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: &EncryptionContext,
+        _: &str,
+    ) -> Result<DecryptedDataKey, Error> {
+        unreachable!("nothing is sealed")
+    }
+}
+
+#[test]
+fn callers_waiting_on_a_refused_request_share_the_refusal() {
+    let kms = Arc::new(SlowRefusal {
+        calls: AtomicUsize::new(0),
+    });
+    let engine = Engine::builder().kms(kms.clone()).build();
+    let mode = SealMode::kms("arn:aws:kms:eu-west-1:111122223333:key/x").with_bucket_key(true);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (engine, mode) = (&engine, &mode);
+            s.spawn(move || {
+                let obj = ObjectBinding::new("bucket", format!("o{i}")).unwrap();
+                let e = engine.seal(mode, &obj, b"x").unwrap_err();
+                assert!(
+                    matches!(e, Error::Kms(objseal::KmsError::Disabled { .. })),
+                    "{e:?}"
+                );
+            });
+        }
+    });
+    let took = start.elapsed();
+    // Not 8 requests one after another (1.6 s): the burst shares answers.
+    assert!(took < DELAY * 4, "8 refused callers took {took:?}");
+    assert!(kms.calls.load(Ordering::SeqCst) < 8);
+}

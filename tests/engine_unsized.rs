@@ -163,3 +163,20 @@ fn rewrap_keeps_an_unsized_object_unsized() {
     assert!(env.length_from_body);
     assert_eq!(engine.open(OpenWith::Managed, &obj, &moved).unwrap(), pt);
 }
+
+#[test]
+fn keyring_rewrap_keeps_an_unsized_object_openable() {
+    let ring = Arc::new(Keyring::in_memory("k").unwrap());
+    let engine = Engine::builder().keyring(ring.clone()).build();
+    let obj = ObjectBinding::new("b", "k").unwrap();
+    let pt = data(30_000);
+    let stored = seal_unsized(&engine, &obj, &pt, 3000);
+    let (env, used) = Envelope::parse_prefix(&stored).unwrap();
+    ring.rotate().unwrap();
+    let new = ring.rewrap(&env).unwrap();
+    assert!(new.length_from_body);
+    assert_eq!(new.wrapped_key.key_version, 2);
+    let mut moved = new.encode().unwrap();
+    moved.extend_from_slice(&stored[used..]);
+    assert_eq!(engine.open(OpenWith::Managed, &obj, &moved).unwrap(), pt);
+}

@@ -397,3 +397,71 @@ fn kms_key_and_alias_created_in_one_change() {
         serde_json::from_slice(&std::fs::read(k.keys_path()).unwrap()).unwrap();
     assert_eq!(stored["pending_audit"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn kms_audit_log_rotated_or_truncated_by_hand_gets_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = kms(dir.path());
+    let key = k.create_key("k", "admin").unwrap();
+    let log = k.audit_path();
+    // Rotated by renaming: later records go to the new file.
+    let old = dir.path().join("audit.jsonl.1");
+    std::fs::rename(&log, &old).unwrap();
+    k.rotate_key(&key.key_id, "admin").unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(new.lines().count(), 1, "{new}");
+    assert!(new.contains("RotateKey"));
+    assert_eq!(std::fs::read_to_string(&old).unwrap().lines().count(), 1);
+    // Truncated in place below where the last change's records went: they
+    // are not written again, however many operations follow.
+    k.generate_data_key(&key.key_id, &EncryptionContext::new(), "app")
+        .unwrap();
+    k.rotate_key(&key.key_id, "admin").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    for _ in 0..3 {
+        k.generate_data_key(&key.key_id, &EncryptionContext::new(), "app")
+            .unwrap();
+    }
+    let ops: Vec<String> = k
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(ops, ["GenerateDataKey"; 3]);
+}
+
+#[test]
+fn kms_same_size_rewrites_are_seen_by_other_handles() {
+    // Two states of keys.json of the same length, written back to back:
+    // a handle must see the second even when sizes and times match.
+    let dir = tempfile::tempdir().unwrap();
+    let a = kms(dir.path());
+    let b = kms(dir.path());
+    let k1 = a.create_key("k1", "admin").unwrap();
+    let k2 = a.create_key("k2", "admin").unwrap();
+    // b caches the state with both enabled.
+    b.describe_key(&k1.key_id).unwrap();
+    for _ in 0..20 {
+        a.disable_key(&k1.key_id, "admin").unwrap();
+        a.enable_key(&k1.key_id, "admin").unwrap();
+        a.disable_key(&k2.key_id, "admin").unwrap();
+        // Same length as the state before the first disable.
+        a.enable_key(&k2.key_id, "admin").unwrap();
+        a.disable_key(&k1.key_id, "admin").unwrap();
+        assert_eq!(
+            b.describe_key(&k1.key_id).unwrap().state,
+            KeyState::Disabled
+        );
+        assert!(
+            b.generate_data_key(&k1.key_id, &EncryptionContext::new(), "app")
+                .is_err()
+        );
+        a.enable_key(&k1.key_id, "admin").unwrap();
+    }
+}

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::context::EncryptionContext;
 use super::kms::Kms;
 use super::secret::BucketKey;
-use crate::error::Error;
+use crate::error::{Error, KmsError};
 
 /// Default time a bucket key is reused.
 pub const DEFAULT_BUCKET_KEY_TTL: Duration = Duration::from_secs(300);
@@ -59,24 +59,42 @@ enum Slot<V> {
     Fetching(Arc<Flight>),
 }
 
-/// One KMS request in flight; `done` is set (and waiters woken) when it
-/// ends, whatever its outcome.
+/// One KMS request in flight; its outcome is set (and waiters woken) when
+/// it ends.
 #[derive(Default)]
 struct Flight {
-    done: Mutex<bool>,
+    outcome: Mutex<Outcome>,
     cv: Condvar,
 }
 
+/// How a flight ended.
+#[derive(Default, Clone)]
+enum Outcome {
+    /// Still running.
+    #[default]
+    Running,
+    /// Done: the value is in the map (or the fetch failed in a way its
+    /// waiters should retry themselves).
+    Done,
+    /// The KMS refused: its waiters (same principal, key and context) get
+    /// the same answer instead of asking again one after another.
+    Refused(KmsError),
+}
+
 impl Flight {
-    fn wait(&self) {
-        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*done {
-            done = self.cv.wait(done).unwrap_or_else(PoisonError::into_inner);
+    fn wait(&self) -> Outcome {
+        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        while matches!(*outcome, Outcome::Running) {
+            outcome = self
+                .cv
+                .wait(outcome)
+                .unwrap_or_else(PoisonError::into_inner);
         }
+        outcome.clone()
     }
 
-    fn finish(&self) {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    fn finish(&self, outcome: Outcome) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = outcome;
         self.cv.notify_all();
     }
 }
@@ -94,6 +112,7 @@ struct Landing<'a, K: Eq + std::hash::Hash, V> {
     map: &'a SingleFlight<K, V>,
     id: Option<K>,
     flight: Arc<Flight>,
+    refused: Option<KmsError>,
 }
 
 impl<K: Eq + std::hash::Hash, V> Drop for Landing<'_, K, V> {
@@ -108,7 +127,10 @@ impl<K: Eq + std::hash::Hash, V> Drop for Landing<'_, K, V> {
                 slots.remove(&id);
             }
         }
-        self.flight.finish();
+        self.flight.finish(match self.refused.take() {
+            Some(e) => Outcome::Refused(e),
+            None => Outcome::Done,
+        });
     }
 }
 
@@ -125,9 +147,10 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> SingleFlight<K, V> {
 
     /// The fresh value for `id`, or the result of `fetch` (made by this
     /// caller only when no other caller is fetching `id`; otherwise this
-    /// caller waits for that one and looks again). A failed fetch is not
-    /// shared: each waiter then makes its own request, so each is refused
-    /// (and audited) in its own name.
+    /// caller waits for that one and looks again). A refusal by the KMS is
+    /// shared with the callers that waited for it (the same principal asked
+    /// the same thing), so a failing or slow KMS costs each burst one
+    /// request, not one per caller in turn; later callers ask again.
     fn get(
         &self,
         id: K,
@@ -141,7 +164,9 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> SingleFlight<K, V> {
                 Some(Slot::Fetching(f)) => {
                     let f = f.clone();
                     drop(slots);
-                    f.wait();
+                    if let Outcome::Refused(e) = f.wait() {
+                        return Err(e.into());
+                    }
                 }
                 _ => {
                     if slots.len() >= MAX_ENTRIES {
@@ -157,12 +182,17 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> SingleFlight<K, V> {
             map: self,
             id: Some(id),
             flight,
+            refused: None,
         };
         let result = fetch();
-        if let Ok(v) = &result
-            && let Some(id) = landing.id.take()
-        {
-            self.lock().insert(id, Slot::Ready(v.clone()));
+        match &result {
+            Ok(v) => {
+                if let Some(id) = landing.id.take() {
+                    self.lock().insert(id, Slot::Ready(v.clone()));
+                }
+            }
+            Err(Error::Kms(e)) => landing.refused = Some(e.clone()),
+            Err(_) => {}
         }
         drop(landing);
         result

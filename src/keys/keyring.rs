@@ -56,11 +56,12 @@ pub struct Keyring {
 }
 
 struct Seen {
-    stamp: Option<fsio::Stamp>,
+    pinned: Option<fsio::Pinned>,
     checked: Instant,
 }
 
-/// How often [`Keyring::wrap`] looks for a rotation done by another process.
+/// How often [`Keyring::wrap`] and [`Keyring::unwrap`] look for a rotation
+/// or retirement done by another process.
 const RECHECK: Duration = Duration::from_secs(1);
 
 impl core::fmt::Debug for Keyring {
@@ -158,12 +159,12 @@ impl Keyring {
             ));
         }
         let state = State::new(key_id)?;
-        save(path, &state)?;
+        save(path, &state).map_err(|f| f.error)?;
         Ok(Keyring {
             path: Some(path.to_path_buf()),
             state: RwLock::new(state),
             seen: Mutex::new(Seen {
-                stamp: fsio::stamp(path),
+                pinned: fsio::pin(path),
                 checked: Instant::now(),
             }),
         })
@@ -176,7 +177,7 @@ impl Keyring {
             path: None,
             state: RwLock::new(State::new(key_id)?),
             seen: Mutex::new(Seen {
-                stamp: None,
+                pinned: None,
                 checked: Instant::now(),
             }),
         })
@@ -196,13 +197,12 @@ impl Keyring {
     /// [`Keyring::refresh`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let stamp = fsio::stamp(path);
-        let state = load(path)?;
+        let (state, pinned) = load(path)?;
         Ok(Keyring {
             path: Some(path.to_path_buf()),
             state: RwLock::new(state),
             seen: Mutex::new(Seen {
-                stamp,
+                pinned: Some(pinned),
                 checked: Instant::now(),
             }),
         })
@@ -216,13 +216,12 @@ impl Keyring {
         };
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.checked = Instant::now();
-        let now = fsio::stamp(path);
-        if now.is_some() && now == seen.stamp {
+        if seen.pinned.as_ref().is_some_and(|p| p.is_current(path)) {
             return Ok(false);
         }
-        let state = load(path).map_err(|e| fsio::missing_is_lost(e, path))?;
+        let (state, pinned) = load(path).map_err(|e| fsio::missing_is_lost(e, path))?;
         *self.write() = state;
-        seen.stamp = now;
+        seen.pinned = Some(pinned);
         Ok(true)
     }
 
@@ -234,12 +233,18 @@ impl Keyring {
             return change(&mut self.write());
         };
         let _lock = fsio::FileLock::acquire(&lock_path(path))?;
-        let mut state = load(path).map_err(|e| fsio::missing_is_lost(e, path))?;
+        let (mut state, _) = load(path).map_err(|e| fsio::missing_is_lost(e, path))?;
         let out = change(&mut state)?;
-        save(path, &state)?;
+        // A failure after the new file replaced the old one (only the
+        // directory's fsync failed) is a change made: report it as made.
+        if let Err(f) = save(path, &state)
+            && !f.renamed
+        {
+            return Err(f.error);
+        }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         *self.write() = state;
-        seen.stamp = fsio::stamp(path);
+        seen.pinned = fsio::pin(path);
         seen.checked = Instant::now();
         Ok(out)
     }
@@ -374,17 +379,13 @@ impl Keyring {
     /// with a fresh KEK salt; the body is untouched (its context does not
     /// include the version). Returns the new envelope.
     pub fn rewrap(&self, envelope: &Envelope) -> Result<Envelope, Error> {
-        // A multipart object's key was wrapped when the upload was created,
-        // before its length was known: with length 0 (FORMAT.md §5).
-        let plaintext_len = if envelope.parts.is_some() {
-            0
-        } else {
-            envelope.plaintext_len
-        };
+        // The length the wrapping binds: 0 for a multipart object (wrapped
+        // when the upload began), 2^64-1 for one whose body gives its
+        // length (FORMAT.md §5).
         let scope = WrapScope {
             mode: envelope.mode,
             binding: &envelope.binding,
-            plaintext_len,
+            plaintext_len: envelope.wrap_len(),
         };
         let dek = self.unwrap(&scope, &envelope.wrapped_key)?;
         let mut out = envelope.clone();
@@ -434,11 +435,13 @@ impl Keyring {
         scope: &WrapScope<'_>,
         wrapped: &WrappedKey,
     ) -> Result<DataKey, Error> {
+        // A version made elsewhere since this keyring read the file is read
+        // at once; a retirement made elsewhere within [`RECHECK`].
         let unseen = {
             let s = self.read();
             wrapped.key_id == s.key_id && !s.versions.contains_key(&wrapped.key_version)
         };
-        if unseen {
+        if self.path.is_some() && (unseen || self.due_for_check()) {
             self.refresh()?;
         }
         if scope.mode != Mode::SseS3 {
@@ -478,7 +481,11 @@ impl Keyring {
 }
 
 /// Writes `s` to the keyring file at `path`, atomically.
-fn save(path: &Path, s: &State) -> Result<(), Error> {
+fn save(path: &Path, s: &State) -> Result<(), fsio::CommitFailure> {
+    let failed = |error: Error| fsio::CommitFailure {
+        renamed: false,
+        error,
+    };
     let file = FileV1 {
         format: FILE_FORMAT.to_owned(),
         key_id: s.key_id.clone(),
@@ -494,19 +501,29 @@ fn save(path: &Path, s: &State) -> Result<(), Error> {
             })
             .collect(),
     };
-    let json =
-        Zeroizing::new(
-            serde_json::to_vec_pretty(&file).map_err(|e| KeyError::CorruptStore {
+    // Sized up front so the buffer holding key material is never
+    // reallocated (a reallocation would leave a copy in freed memory).
+    let mut json = Zeroizing::new(Vec::with_capacity(json_capacity(&file)));
+    serde_json::to_writer_pretty(&mut *json, &file).map_err(|e| {
+        failed(
+            KeyError::CorruptStore {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
-            })?,
-        );
+            }
+            .into(),
+        )
+    })?;
     for v in file.versions {
         if let Some(k) = v.key {
             drop(Zeroizing::new(k));
         }
     }
-    fsio::write_private_atomic(path, &json)
+    fsio::write_private_atomic_tracked(path, &json)
+}
+
+/// A generous upper bound of the keyring file's JSON size.
+fn json_capacity(file: &FileV1) -> usize {
+    256 + file.key_id.len() * 2 + file.versions.len() * 256
 }
 
 /// The lock file of the keyring file at `path`: `PATH.lock`.
@@ -516,14 +533,20 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads and checks the keyring file at `path`.
-fn load(path: &Path) -> Result<State, Error> {
-    let bytes = Zeroizing::new(fsio::read_private(path, MAX_FILE_LEN)?);
+/// Reads and checks the keyring file at `path`, pinning the version read.
+fn load(path: &Path) -> Result<(State, fsio::Pinned), Error> {
+    let (bytes, pinned) = fsio::read_private_pinned(path, MAX_FILE_LEN)?;
+    let bytes = Zeroizing::new(bytes);
+    Ok((load_bytes(path, &bytes)?, pinned))
+}
+
+/// Parses and checks the keyring file's contents.
+fn load_bytes(path: &Path, bytes: &[u8]) -> Result<State, Error> {
     let corrupt = |reason: String| KeyError::CorruptStore {
         path: path.to_path_buf(),
         reason,
     };
-    let file: FileV1 = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     if file.format != FILE_FORMAT {
         return Err(corrupt(format!(
             "format {:?}, expected {FILE_FORMAT:?}",

@@ -187,30 +187,77 @@ impl AuditLog {
     }
 
     /// Appends those of `records`, a batch that was to be appended at
-    /// `offset`, that are not in the log yet. The complete lines from
-    /// `offset` on are the batch's first records (a torn tail is cut by
-    /// [`AuditLog::repair_tail`] first), so an append that got some of
-    /// the lines in before it failed is completed, not repeated.
+    /// `offset`, that are not in the log yet: the lines from `offset` on are
+    /// compared with the batch's records, and only a missing tail of the
+    /// batch is appended (a torn line was cut by
+    /// [`AuditLog::repair_tail`] first). If the log holds something else
+    /// there, or is shorter than `offset`, it was rotated or truncated by
+    /// hand since: nothing is appended (the records went to the old log),
+    /// so no record is ever written twice.
     pub(super) fn complete_batch(
         &mut self,
         offset: u64,
+        log: Option<[u64; 2]>,
         records: &[AuditRecord],
     ) -> Result<(), Error> {
-        if records.is_empty() {
+        if records.is_empty() || (log.is_some() && log != self.file_id()) {
             return Ok(());
         }
         let len = self.len()?;
-        let mut written = 0;
-        let mut at = offset;
-        let mut buf = [0u8; 8 * 1024];
-        while at < len && written < records.len() {
-            let chunk = &mut buf[..(len - at).min(8 * 1024) as usize];
-            read_at(&self.file, chunk, at).map_err(|e| Error::io_at(&self.path, e))?;
-            written += chunk.iter().filter(|&&b| b == b'\n').count();
-            at += chunk.len() as u64;
+        if len < offset {
+            return Ok(());
         }
-        if written < records.len() {
-            self.append_all(&records[written..])?;
+        let io = |e| Error::io_at(&self.path, e);
+        let mut at = offset;
+        let mut present = 0;
+        for record in records {
+            if at == len {
+                break;
+            }
+            let line = line_of(&self.path, record)?;
+            if len - at < line.len() as u64 {
+                return Ok(());
+            }
+            let mut found = vec![0u8; line.len()];
+            read_at(&self.file, &mut found, at).map_err(io)?;
+            if found != line {
+                return Ok(());
+            }
+            at += line.len() as u64;
+            present += 1;
+        }
+        if at != len {
+            // Lines after a complete batch: later operations' records.
+            return Ok(());
+        }
+        self.append_all(&records[present..])
+    }
+
+    /// The open log's device and inode numbers, where files have them.
+    pub(super) fn file_id(&self) -> Option<[u64; 2]> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.file.metadata().ok().map(|m| [m.dev(), m.ino()])
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    /// Reopens the log if its path now names another file (it was rotated
+    /// by renaming), so records go to the current log.
+    pub(super) fn reopen_if_replaced(&mut self) -> Result<(), Error> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let open = self
+                .file
+                .metadata()
+                .map_err(|e| Error::io_at(&self.path, e))?;
+            let current = std::fs::symlink_metadata(&self.path).ok();
+            if current.is_none_or(|m| (m.dev(), m.ino()) != (open.dev(), open.ino())) {
+                *self = AuditLog::open(&self.path)?;
+            }
         }
         Ok(())
     }
@@ -232,11 +279,7 @@ impl AuditLog {
         }
         let mut lines = Vec::new();
         for r in records {
-            serde_json::to_writer(&mut lines, r).map_err(|e| KeyError::CorruptStore {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-            lines.push(b'\n');
+            lines.extend_from_slice(&line_of(&self.path, r)?);
         }
         self.file
             .write_all(&lines)
@@ -250,11 +293,17 @@ impl AuditLog {
             .map_err(|e| Error::io_at(&self.path, e))
     }
 
-    /// Reads every record matching `query`, oldest first, reporting lines
-    /// that do not parse instead of failing on them.
-    pub(super) fn report(&self, query: &AuditQuery) -> Result<AuditReport, Error> {
-        let file = File::open(&self.path).map_err(|e| Error::io_at(&self.path, e))?;
-        let mut reader = BufReader::new(file);
+    /// Reads the records of the log at `path` in its first `end` bytes that
+    /// match `query`, oldest first, reporting lines that do not parse
+    /// instead of failing on them. Needs no lock: the log only grows, by
+    /// whole lines, below `end` once `end` was read under the lock.
+    pub(super) fn report_at(
+        path: &Path,
+        query: &AuditQuery,
+        end: u64,
+    ) -> Result<AuditReport, Error> {
+        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        let mut reader = BufReader::new(file.take(end));
         let mut out = AuditReport::default();
         let mut line = Vec::new();
         let (mut number, mut offset) = (0u64, 0u64);
@@ -263,7 +312,7 @@ impl AuditLog {
             let n = (&mut reader)
                 .take(MAX_LINE + 1)
                 .read_until(b'\n', &mut line)
-                .map_err(|e| Error::io_at(&self.path, e))?;
+                .map_err(|e| Error::io_at(path, e))?;
             if n == 0 {
                 break;
             }
@@ -276,7 +325,7 @@ impl AuditLog {
                     let mut rest = Vec::new();
                     let skipped = reader
                         .read_until(b'\n', &mut rest)
-                        .map_err(|e| Error::io_at(&self.path, e))?;
+                        .map_err(|e| Error::io_at(path, e))?;
                     offset += skipped as u64;
                     "line longer than 64 KiB"
                 } else {
@@ -305,19 +354,33 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Reads every record matching `query`, oldest first; a line that does
-    /// not parse is an error naming it.
-    pub(super) fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
-        let report = self.report(query)?;
+    /// [`AuditLog::report_at`], where a line that does not parse is an
+    /// error naming it.
+    pub(super) fn query_at(
+        path: &Path,
+        query: &AuditQuery,
+        end: u64,
+    ) -> Result<Vec<AuditRecord>, Error> {
+        let report = Self::report_at(path, query, end)?;
         if let Some(d) = report.damaged.first() {
             return Err(KeyError::CorruptStore {
-                path: self.path.clone(),
+                path: path.to_path_buf(),
                 reason: format!("line {} (byte {}): {}", d.line, d.offset, d.reason),
             }
             .into());
         }
         Ok(report.records)
     }
+}
+
+/// One record as its log line (JSON and a line feed).
+fn line_of(path: &Path, record: &AuditRecord) -> Result<Vec<u8>, Error> {
+    let mut line = serde_json::to_vec(record).map_err(|e| KeyError::CorruptStore {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`.

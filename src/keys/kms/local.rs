@@ -88,6 +88,10 @@ struct StoreFile {
     pending_audit: Vec<AuditRecord>,
     #[serde(default)]
     audit_offset: u64,
+    /// The audit log file those records go to (device and inode): a log
+    /// replaced since (rotated by hand) does not get them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audit_log: Option<[u64; 2]>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -143,10 +147,11 @@ struct Inner {
     audit: AuditLog,
     /// The version of `keys.json` this state was read from or written as;
     /// `None` forces a re-read.
-    stamp: Option<fsio::Stamp>,
+    pinned: Option<fsio::Pinned>,
     /// The records of the last change and where they go in the log.
     pending: Vec<AuditRecord>,
     pending_offset: u64,
+    pending_log: Option<[u64; 2]>,
     /// Set by an operation that changed the state (to be saved).
     dirty: bool,
     /// Records an operation adds besides its own (automatic rotation).
@@ -193,8 +198,6 @@ struct Inner {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct LocalKms {
-    /// A handle on the audit log for flushes made outside the locks.
-    audit_sync: std::fs::File,
     dir: PathBuf,
     region: String,
     account: String,
@@ -288,8 +291,9 @@ impl LocalKms {
         let keys_path = dir.join(KEYS_FILE);
         let audit_path = dir.join(AUDIT_FILE);
         let _flock = fsio::FileLock::acquire(&dir.join(LOCK_FILE))?;
-        let loaded = if std::fs::symlink_metadata(&keys_path).is_ok() {
-            load(&keys_path)?
+        let (loaded, pinned) = if std::fs::symlink_metadata(&keys_path).is_ok() {
+            let (loaded, pinned) = load(&keys_path)?;
+            (loaded, Some(pinned))
         } else {
             if !create {
                 return Err(KeyError::StoreMissing {
@@ -308,7 +312,7 @@ impl LocalKms {
             }
             let empty = Loaded::default();
             save_file(&keys_path, &empty)?;
-            empty
+            (empty, fsio::pin(&keys_path))
         };
         let mut audit = AuditLog::open(&audit_path)?;
         // Records a killed process saved with its change but did not get
@@ -317,13 +321,11 @@ impl LocalKms {
         // the next operation. Best effort: if the append fails (full disk),
         // they stay pending and the next operation appends them or fails.
         if !loaded.pending.is_empty() {
-            let _ = audit
-                .repair_tail()
-                .and_then(|_| audit.complete_batch(loaded.pending_offset, &loaded.pending));
+            let _ = audit.repair_tail().and_then(|_| {
+                audit.complete_batch(loaded.pending_offset, loaded.pending_log, &loaded.pending)
+            });
         }
-        let audit_sync = audit.sync_handle()?;
         Ok(LocalKms {
-            audit_sync,
             dir,
             region: this_region,
             account: this_account,
@@ -331,9 +333,10 @@ impl LocalKms {
                 keys: loaded.keys,
                 aliases: loaded.aliases,
                 audit,
-                stamp: fsio::stamp(&keys_path),
+                pinned,
                 pending: loaded.pending,
                 pending_offset: loaded.pending_offset,
+                pending_log: loaded.pending_log,
                 dirty: false,
                 side_records: Vec::new(),
             }),
@@ -365,10 +368,11 @@ impl LocalKms {
     /// they are not in the log yet.
     fn sync_locked(&self, inner: &mut Inner) -> Result<(), Error> {
         self.refresh_locked(inner)?;
+        inner.audit.reopen_if_replaced()?;
         inner.audit.repair_tail()?;
         inner
             .audit
-            .complete_batch(inner.pending_offset, &inner.pending)?;
+            .complete_batch(inner.pending_offset, inner.pending_log, &inner.pending)?;
         Ok(())
     }
 
@@ -376,16 +380,16 @@ impl LocalKms {
     /// here (no store lock needed: the file is replaced atomically).
     fn refresh_locked(&self, inner: &mut Inner) -> Result<(), Error> {
         let path = self.keys_path();
-        let now = fsio::stamp(&path);
-        if now.is_some() && now == inner.stamp {
+        if inner.pinned.as_ref().is_some_and(|p| p.is_current(&path)) {
             return Ok(());
         }
-        let loaded = load(&path).map_err(|e| fsio::missing_is_lost(e, &path))?;
+        let (loaded, pinned) = load(&path).map_err(|e| fsio::missing_is_lost(e, &path))?;
         inner.keys = loaded.keys;
         inner.aliases = loaded.aliases;
         inner.pending = loaded.pending;
         inner.pending_offset = loaded.pending_offset;
-        inner.stamp = now;
+        inner.pending_log = loaded.pending_log;
+        inner.pinned = Some(pinned);
         Ok(())
     }
 
@@ -462,21 +466,28 @@ impl LocalKms {
         }
         if std::mem::take(&mut inner.dirty) {
             if out.result.is_ok() {
-                let offset = inner.audit.len()?;
+                let offset = match inner.audit.len() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The change was never saved: drop it from the cache.
+                        inner.pinned = None;
+                        return Err(e);
+                    }
+                };
                 let before_pending = std::mem::replace(&mut inner.pending, records.clone());
                 let before_offset = std::mem::replace(&mut inner.pending_offset, offset);
+                let log_id = inner.audit.file_id();
+                let before_log = std::mem::replace(&mut inner.pending_log, log_id);
                 match self.save(&inner) {
-                    Ok(()) => {
-                        inner.stamp = fsio::stamp(&self.keys_path());
-                        // Durable in keys.json already: a failed append is
-                        // made good by the next operation.
-                        let _ = inner.audit.append_all(&records);
-                        return out.result;
-                    }
-                    Err(e) => {
+                    // A failure after the new file replaced the old one
+                    // (only the directory's fsync failed) is a change made,
+                    // with its records: it is reported and logged as made.
+                    Err(f) if !f.renamed => {
+                        let e = f.error;
                         inner.pending = before_pending;
                         inner.pending_offset = before_offset;
-                        inner.stamp = None;
+                        inner.pending_log = before_log;
+                        inner.pinned = None;
                         let failed = Self::record(
                             operation,
                             principal,
@@ -488,19 +499,26 @@ impl LocalKms {
                         inner.audit.append_all(&[failed])?;
                         return Err(e);
                     }
+                    Ok(()) | Err(_) => {
+                        inner.pinned = fsio::pin(&self.keys_path());
+                        // Durable in keys.json already: a failed append is
+                        // made good by the next operation.
+                        let _ = inner.audit.append_all(&records);
+                        return out.result;
+                    }
                 }
             }
             // A failed operation must not leave half a change cached.
-            inner.stamp = None;
+            inner.pinned = None;
         }
         // A use of a key changes no state: its record is written under the
         // locks (keeping the log's order) and made durable after them, so
         // concurrent callers share the disk flush instead of queueing on it.
         inner.audit.append_unsynced(&records)?;
+        let sync = inner.audit.sync_handle()?;
         drop(_flock);
         drop(inner);
-        self.audit_sync
-            .sync_data()
+        sync.sync_data()
             .map_err(|e| Error::io_at(self.audit_path(), e))?;
         out.result
     }
@@ -509,10 +527,15 @@ impl LocalKms {
     /// that does not parse is an error ([`KeyError::CorruptStore`] naming
     /// it); [`LocalKms::audit_report`] reports such lines instead.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
-        let mut inner = self.lock();
-        let _flock = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE))?;
-        self.sync_locked(&mut inner)?;
-        inner.audit.query(query)
+        let end = {
+            let mut inner = self.lock();
+            let _flock = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE))?;
+            self.sync_locked(&mut inner)?;
+            inner.audit.len()?
+        };
+        // Read after the locks: the log only grows by whole lines below
+        // `end`, so other operations go on while a long log is read.
+        AuditLog::query_at(&self.audit_path(), query, end)
     }
 
     /// Audit records matching `query`, with the lines that could not be
@@ -520,11 +543,14 @@ impl LocalKms {
     /// last line first when it can (when it cannot, for example on a
     /// read-only store, the torn line is reported).
     pub fn audit_report(&self, query: &AuditQuery) -> Result<AuditReport, Error> {
-        let mut inner = self.lock();
-        if let Ok(_flock) = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE)) {
-            let _ = self.sync_locked(&mut inner);
-        }
-        inner.audit.report(query)
+        let end = {
+            let mut inner = self.lock();
+            if let Ok(_flock) = fsio::FileLock::acquire(&self.dir.join(LOCK_FILE)) {
+                let _ = self.sync_locked(&mut inner);
+            }
+            inner.audit.len()?
+        };
+        AuditLog::report_at(&self.audit_path(), query, end)
     }
 
     /// Creates an enabled customer master key in this region.
@@ -880,13 +906,14 @@ impl LocalKms {
         Ok(cmk)
     }
 
-    fn save(&self, inner: &Inner) -> Result<(), Error> {
+    fn save(&self, inner: &Inner) -> Result<(), fsio::CommitFailure> {
         let path = self.keys_path();
         let file = store_file(
             &inner.keys,
             &inner.aliases,
             &inner.pending,
             inner.pending_offset,
+            inner.pending_log,
         );
         write_store(&path, file)
     }
@@ -1251,14 +1278,23 @@ struct Loaded {
     pending: Vec<AuditRecord>,
     /// Where they go in the audit log.
     pending_offset: u64,
+    /// Which log file they go to.
+    pending_log: Option<[u64; 2]>,
 }
 
 /// Writes an empty or loaded store to `path`.
 fn save_file(path: &Path, l: &Loaded) -> Result<(), Error> {
     write_store(
         path,
-        store_file(&l.keys, &l.aliases, &l.pending, l.pending_offset),
+        store_file(
+            &l.keys,
+            &l.aliases,
+            &l.pending,
+            l.pending_offset,
+            l.pending_log,
+        ),
     )
+    .map_err(|f| f.error)
 }
 
 /// The file form of a store.
@@ -1267,6 +1303,7 @@ fn store_file(
     aliases: &BTreeMap<String, String>,
     pending: &[AuditRecord],
     offset: u64,
+    log: Option<[u64; 2]>,
 ) -> StoreFile {
     StoreFile {
         format: FILE_FORMAT.to_owned(),
@@ -1295,33 +1332,55 @@ fn store_file(
             .collect(),
         pending_audit: pending.to_vec(),
         audit_offset: offset,
+        audit_log: log,
     }
 }
 
 /// Serialises `file` and replaces `path` with it atomically, wiping the
 /// encoded key material from memory afterwards.
-fn write_store(path: &Path, file: StoreFile) -> Result<(), Error> {
-    let json = Zeroizing::new(
-        serde_json::to_vec(&file).map_err(|e| KeyError::CorruptStore {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?,
-    );
+fn write_store(path: &Path, file: StoreFile) -> Result<(), fsio::CommitFailure> {
+    // Sized up front so the buffer holding key material is never
+    // reallocated (which would leave a copy in freed memory).
+    let capacity = 1024
+        + file.pending_audit.len() * 2048
+        + file.aliases.len() * 512
+        + file
+            .keys
+            .iter()
+            .map(|k| 512 + k.description.len() * 6 + k.versions.len() * 128)
+            .sum::<usize>();
+    let mut json = Zeroizing::new(Vec::with_capacity(capacity));
+    if let Err(e) = serde_json::to_writer(&mut *json, &file) {
+        return Err(fsio::CommitFailure {
+            renamed: false,
+            error: KeyError::CorruptStore {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+            .into(),
+        });
+    }
     for k in file.keys {
         for mut v in k.versions {
             v.material.zeroize();
         }
     }
-    fsio::write_private_atomic(path, &json)
+    fsio::write_private_atomic_tracked(path, &json)
 }
 
-fn load(path: &Path) -> Result<Loaded, Error> {
-    let bytes = Zeroizing::new(fsio::read_private(path, MAX_FILE_LEN)?);
+/// Reads `keys.json`, pinning the version read.
+fn load(path: &Path) -> Result<(Loaded, fsio::Pinned), Error> {
+    let (bytes, pinned) = fsio::read_private_pinned(path, MAX_FILE_LEN)?;
+    let bytes = Zeroizing::new(bytes);
+    Ok((load_bytes(path, &bytes)?, pinned))
+}
+
+fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, Error> {
     let corrupt = |reason: String| KeyError::CorruptStore {
         path: path.to_path_buf(),
         reason,
     };
-    let file: StoreFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let file: StoreFile = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     if file.format != FILE_FORMAT {
         return Err(corrupt(format!(
             "format {:?}, expected {FILE_FORMAT:?}",
@@ -1374,5 +1433,6 @@ fn load(path: &Path) -> Result<Loaded, Error> {
         aliases: file.aliases,
         pending: file.pending_audit,
         pending_offset: file.audit_offset,
+        pending_log: file.audit_log,
     })
 }
