@@ -1,15 +1,18 @@
 //! AES-256-GCM throughput ratios measured interleaved: every backend this
-//! CPU can run, the `aes-gcm` crate and `ring`, each timed in turn within
-//! every round, so that a slow phase of a shared machine (another tenant, a
-//! clock change) slows all of them alike. The table gives, per size and
-//! operation, the median GB/s of each and the median of the per-round
-//! ratios, and cycles per byte from a clock measured by a dependent
-//! multiply chain in the same run. Criterion (`benches/cipher.rs`) gives
-//! the distributions; this gives ratios that survive noise. Last, the
-//! whole-body parallel seal of 256 MiB against `copy_from_slice`, the same
-//! way.
+//! CPU can run, the `aes-gcm` crate, `ring` and `aws-lc-rs`, each timed in
+//! turn within every round, so that a slow phase of a shared machine
+//! (another tenant, a clock change) slows all of them alike. The table
+//! gives, per size and operation, the median GB/s of each and the median of
+//! the per-round ratios, and cycles per byte from a clock measured by a
+//! dependent multiply chain in the same run. Criterion (`benches/cipher.rs`)
+//! gives the distributions; this gives ratios that survive noise. Then the
+//! cost of a key set-up used for one 64-byte seal, and last, the whole-body
+//! parallel seal of 256 MiB against `copy_from_slice`, the same way.
 //!
-//! `cargo bench --bench ratios` (`ROUNDS=N` to change the 201 rounds).
+//! `cargo bench --bench ratios` (`ROUNDS=N` to change the 201 rounds;
+//! `CONTENDERS=a,b` to time only those, `SIZES=64,1024` only those sizes,
+//! `BODY=0` to skip the 256 MiB body run, `ALIGN=n` to start every buffer
+//! n bytes past a 64-byte boundary).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -18,7 +21,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use objseal::cipher::{Aes256Gcm, Backend};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
-const SIZES: [usize; 4] = [1024, 16 * 1024, 64 * 1024, 1024 * 1024];
+const SIZES: [usize; 5] = [64, 1024, 16 * 1024, 64 * 1024, 1024 * 1024];
 const KEY: [u8; 32] = [0x5a; 32];
 const NONCE: [u8; 12] = [0xa5; 12];
 /// Bytes of fresh buffers per timed batch: the pool stays in L2, as a
@@ -82,6 +85,33 @@ fn contenders() -> Vec<Contender> {
             }
         }),
     });
+    // aws-lc-rs builds C code for minutes: a contender only with
+    // `--features bench-aws-lc`, so the test suite does not pay for it.
+    #[cfg(feature = "bench-aws-lc")]
+    let aws = aws_lc_rs::aead::LessSafeKey::new(
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &KEY).unwrap(),
+    );
+    #[cfg(feature = "bench-aws-lc")]
+    all.push(Contender {
+        name: "aws-lc-rs".into(),
+        run: Box::new(move |seal, buf, tag| {
+            use aws_lc_rs::aead::{Aad, Nonce};
+            let nonce = Nonce::assume_unique_for_key(NONCE);
+            if seal {
+                let _tag = black_box(
+                    aws.seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+                        .unwrap(),
+                );
+            } else {
+                aws.open_in_place_separate_tag(nonce, Aad::empty(), tag, buf)
+                    .unwrap();
+            }
+        }),
+    });
+    if let Ok(only) = std::env::var("CONTENDERS") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        all.retain(|c| only.contains(&c.name.as_str()));
+    }
     all
 }
 
@@ -156,6 +186,65 @@ fn body_versus_memcpy(rounds: usize) {
     );
 }
 
+/// Key set-up, one 64-byte seal and drop, per implementation, timed in
+/// turn within each round (what a fresh key per object costs).
+fn key_setup(rounds: usize) {
+    const PER_ROUND: usize = 200;
+    let mut msg = [0x11u8; 64];
+    let mut setups: Vec<(String, Box<dyn Fn(&mut [u8])>)> = Vec::new();
+    for backend in Backend::available() {
+        setups.push((
+            backend.to_string(),
+            Box::new(move |buf| {
+                let gcm = Aes256Gcm::with_backend(black_box(&KEY), backend).unwrap();
+                black_box(gcm.seal_in_place(&NONCE, b"", buf).unwrap());
+            }),
+        ));
+    }
+    setups.push((
+        "ring".into(),
+        Box::new(|buf| {
+            let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, black_box(&KEY)).unwrap());
+            let nonce = Nonce::assume_unique_for_key(NONCE);
+            let _tag = black_box(
+                key.seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+                    .unwrap(),
+            );
+        }),
+    ));
+    #[cfg(feature = "bench-aws-lc")]
+    setups.push((
+        "aws-lc-rs".into(),
+        Box::new(|buf| {
+            use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+            let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, black_box(&KEY)).unwrap());
+            let nonce = Nonce::assume_unique_for_key(NONCE);
+            let _tag = black_box(
+                key.seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+                    .unwrap(),
+            );
+        }),
+    ));
+    let mut times = vec![Vec::with_capacity(rounds); setups.len()];
+    for round in 0..rounds + 1 {
+        for k in 0..setups.len() {
+            let c = (k + round) % setups.len();
+            let t = Instant::now();
+            for _ in 0..PER_ROUND {
+                (setups[c].1)(black_box(&mut msg));
+            }
+            if round > 0 {
+                times[c].push(t.elapsed().as_nanos() as f64 / PER_ROUND as f64);
+            }
+        }
+    }
+    print!("key set-up + 64 B seal + drop (ns, median):");
+    for ((name, _), t) in setups.iter().zip(&mut times) {
+        print!("  {name} {:.0}", median(t));
+    }
+    println!();
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -174,15 +263,32 @@ fn main() {
         print!(" {:>16}", c.name);
     }
     println!("   ratios (median of per-round ratios)");
+    let sizes: Vec<usize> = match std::env::var("SIZES") {
+        Ok(v) => v.split(',').map(|s| s.trim().parse().unwrap()).collect(),
+        Err(_) => SIZES.to_vec(),
+    };
     for seal in [true, false] {
-        for size in SIZES {
+        for &size in &sizes {
             let count = (POOL_BYTES / size).max(1);
             let mut ct = vec![0x11u8; size];
             let tag = Aes256Gcm::with_backend(&KEY, Backend::Portable)
                 .unwrap()
                 .seal_in_place(&NONCE, b"", &mut ct)
                 .unwrap();
-            let mut pool = vec![ct.clone(); count];
+            // Each buffer starts `ALIGN` bytes past a 64-byte boundary when
+            // that is set; otherwise where the allocator puts it.
+            let align: Option<usize> = std::env::var("ALIGN").ok().map(|a| a.parse().unwrap());
+            let mut backing: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size + 128]).collect();
+            let mut pool: Vec<&mut [u8]> = backing
+                .iter_mut()
+                .map(|b| {
+                    let at = match align {
+                        Some(a) => (a + 64 - b.as_ptr() as usize % 64) % 64,
+                        None => 0,
+                    };
+                    &mut b[at..at + size]
+                })
+                .collect();
             // ns per byte, per contender, per round.
             let mut times = vec![Vec::with_capacity(rounds); all.len()];
             for round in 0..rounds + 1 {
@@ -210,27 +316,43 @@ fn main() {
                 let m = median(&mut t);
                 print!(" {:>6.2} ({:.2}cpb)", 1.0 / m, m * ghz);
             }
-            let ratio = |a: &str, b: &str| -> Option<f64> {
+            // Median over rounds of (the faster of `b` in that round) / `a`.
+            let ratio = |a: &str, b: &[&str]| -> Option<f64> {
                 let ia = all.iter().position(|c| c.name == a)?;
-                let ib = all.iter().position(|c| c.name == b)?;
-                let mut r: Vec<f64> = times[ia]
+                let ib: Vec<usize> = b
                     .iter()
-                    .zip(&times[ib])
-                    .map(|(ta, tb)| tb / ta)
+                    .map(|b| all.iter().position(|c| c.name == *b))
+                    .collect::<Option<_>>()?;
+                let mut r: Vec<f64> = (0..rounds)
+                    .map(|k| {
+                        let tb = ib.iter().map(|&i| times[i][k]).fold(f64::MAX, f64::min);
+                        tb / times[ia][k]
+                    })
                     .collect();
                 Some(median(&mut r))
             };
-            for (a, b) in [
-                ("vaes-clmul-avx2", "ring"),
-                ("aesni-clmul", "aes-gcm"),
-                ("portable", "aes-gcm"),
+            for (a, b, label) in [
+                ("vaes-clmul-avx512", &["aws-lc-rs"][..], "512/aws-lc"),
+                (
+                    "vaes-clmul-avx512",
+                    &["ring", "aws-lc-rs"][..],
+                    "512/best(ring,aws-lc)",
+                ),
+                ("vaes-clmul-avx512", &["vaes-clmul-avx2"][..], "512/256"),
+                ("vaes-clmul-avx2", &["ring"][..], "256/ring"),
+                ("vaes-clmul-avx2", &["aws-lc-rs"][..], "256/aws-lc"),
+                ("aesni-clmul", &["aes-gcm"][..], "aesni/aes-gcm"),
+                ("portable", &["aes-gcm"][..], "portable/aes-gcm"),
             ] {
                 if let Some(r) = ratio(a, b) {
-                    print!("  {a}/{b} {r:.2}");
+                    print!("  {label} {r:.2}");
                 }
             }
             println!();
         }
     }
-    body_versus_memcpy((rounds / 5).max(5));
+    key_setup(rounds);
+    if std::env::var("BODY").as_deref() != Ok("0") {
+        body_versus_memcpy((rounds / 5).max(5));
+    }
 }

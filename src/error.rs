@@ -138,7 +138,7 @@ pub enum CipherError {
     TagMismatch,
     /// `OBJSEAL_BACKEND` or a backend name passed to the API is not one objseal knows.
     #[error(
-        "unknown AES-GCM backend {name:?}; expected one of: auto, portable, aesni-clmul, vaes-clmul-avx2"
+        "unknown AES-GCM backend {name:?}; expected one of: auto, portable, aesni-clmul, vaes-clmul-avx2, vaes-clmul-avx512"
     )]
     UnknownBackend {
         /// The name that was given.

@@ -78,6 +78,32 @@ fn required_backends_are_available() {
     }
 }
 
+/// Every backend name is one `OBJSEAL_REQUIRE_BACKENDS` accepts, the
+/// 512-bit one included, and on this CPU the check passes exactly for the
+/// available ones.
+#[test]
+fn require_backends_knows_every_name() {
+    assert!(Backend::ALL.contains(&"vaes-clmul-avx512".parse::<Backend>().unwrap()));
+    let exe = std::env::current_exe().unwrap();
+    for b in Backend::ALL {
+        let out = Command::new(&exe)
+            .args([
+                "--exact",
+                "required_backends_are_available",
+                "--test-threads=1",
+            ])
+            .env("OBJSEAL_REQUIRE_BACKENDS", format!("portable, {b}"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            b.is_available(),
+            "{b}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 #[test]
 fn forcing_through_the_api() {
     for b in Backend::ALL {

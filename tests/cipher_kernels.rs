@@ -1,4 +1,5 @@
-//! Differential tests of every backend this CPU can run against the
+//! Differential tests of every backend this CPU can run (and of the one
+//! `OBJSEAL_BACKEND` selects) against the
 //! independent `aes-gcm` crate, aimed at the edges of the fused kernels: every
 //! message length 0..=512 (all tail shapes around the 8- and 16-block
 //! strides), every AAD length 0..=80, buffers at every offset 1..=15 from an
@@ -325,5 +326,37 @@ fn fused_backends_are_available_where_the_cpu_has_them() {
     }
     if has("aes") && has("pclmulqdq") && has("avx2") && has("vaes") && has("vpclmulqdq") {
         assert!(Backend::VaesClmulAvx2.is_available(), "{report}");
+        if has("avx512f") && has("avx512bw") && has("avx512vl") {
+            assert!(Backend::VaesClmulAvx512.is_available(), "{report}");
+        }
+    }
+    // And the other way: a backend is never available without its features.
+    if Backend::VaesClmulAvx512.is_available() {
+        for f in ["avx512f", "avx512bw", "avx512vl", "vaes", "vpclmulqdq"] {
+            assert!(has(f), "{f}: {report}");
+        }
+    }
+}
+
+/// With `OBJSEAL_BACKEND` set (e.g. `OBJSEAL_BACKEND=vaes-clmul-avx512
+/// cargo test --test cipher_kernels`), `Aes256Gcm::new` keys that backend,
+/// and it agrees with the reference on every length 0..=1100 and on
+/// 64 KiB + 7; unset, the same for the backend a new key gets.
+#[test]
+fn the_backend_the_environment_selects() {
+    let mut rng = Rng(0x1357_9bdf_2468_ace0);
+    let key = rng.bytes::<32>();
+    let gcm = Aes256Gcm::new(&key).expect("OBJSEAL_BACKEND names a backend this CPU runs");
+    let forced = std::env::var(objseal::cipher::BACKEND_ENV).unwrap_or_default();
+    if !forced.trim().is_empty() && forced.trim() != "auto" {
+        assert_eq!(gcm.backend().name(), forced.trim());
+    }
+    for len in (0..=1100).chain([64 * 1024 + 7]) {
+        let nonce = rng.bytes::<12>();
+        let aad = rng.vec(len % 37);
+        let msg = rng.vec(len);
+        let (ct, tag) = reference(&key, &nonce, &aad, &msg);
+        let ctx = format!("{gcm:?} len {len}");
+        check_one(&gcm, &nonce, &aad, &msg, &ct, &tag, len % 16, &ctx);
     }
 }

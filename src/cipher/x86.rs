@@ -1,8 +1,9 @@
 //! x86-64 backends: CPU-feature witnesses and the fused AES-GCM kernels.
 //!
-//! A witness is a zero-sized value that only [`AesNiClmul::detect`] /
-//! [`VaesClmulAvx2::detect`] can create, after checking the CPU; a kernel's
-//! key constructor demands one, so a fast path cannot run without its check.
+//! A witness is a zero-sized value that only [`AesNiClmul::detect`],
+//! [`VaesClmulAvx2::detect`] or [`VaesClmulAvx512::detect`] can create,
+//! after checking the CPU; a kernel's key constructor demands one, so a fast
+//! path cannot run without its check.
 //!
 //! Each backend's feature list is written once, in one macro with two arms
 //! side by side: `detect` checks exactly the features the kernel functions
@@ -45,13 +46,36 @@ macro_rules! vaes_clmul_avx2_features {
     };
 }
 
+/// The features of the VAES-512 backend (a superset of the VAES backend's,
+/// so its functions may call those of both other kernels): `(detect)`
+/// checks them; applied to items, it compiles each for them.
+macro_rules! vaes_clmul_avx512_features {
+    (detect) => {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("ssse3")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("avx")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("vaes")
+            && std::arch::is_x86_feature_detected!("vpclmulqdq")
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    };
+    ($($item:item)*) => {
+        $( #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq,avx512f,avx512bw,avx512vl")] $item )*
+    };
+}
+
 mod aesni_clmul;
 mod key_schedule;
 #[cfg(test)]
 mod test_support;
 mod vaes_avx2;
+mod vaes_avx512;
 
-pub(crate) use witness::{AesNiClmul, VaesClmulAvx2};
+pub(crate) use witness::{AesNiClmul, VaesClmulAvx2, VaesClmulAvx512};
 
 /// The witnesses live in a leaf module of their own, so that their private
 /// field keeps every other module, the kernels included, from creating one
@@ -82,6 +106,19 @@ mod witness {
             (vaes_clmul_avx2_features!(detect)).then_some(Self(()))
         }
     }
+
+    /// Witness that the CPU has AVX-512F, AVX-512BW and AVX-512VL, as well
+    /// as everything [`VaesClmulAvx2`] needs.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct VaesClmulAvx512(());
+
+    impl VaesClmulAvx512 {
+        pub(crate) fn detect() -> Option<Self> {
+            // std's `avx512*` checks include that the OS saves the opmask
+            // and ZMM state (XCR0), and `avx`/`avx2` the YMM state.
+            (vaes_clmul_avx512_features!(detect)).then_some(Self(()))
+        }
+    }
 }
 
 /// The x86 features that matter to objseal, for [`super::cpu_report`].
@@ -102,6 +139,8 @@ pub(crate) fn features() -> Vec<(&'static str, bool)> {
             std::arch::is_x86_feature_detected!("vpclmulqdq"),
         ),
         ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+        ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+        ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
     ]
 }
 
@@ -121,6 +160,10 @@ pub(crate) fn check(backend: Backend) -> Result<(), &'static str> {
         Backend::VaesClmulAvx2 => VaesClmulAvx2::detect().map(drop).ok_or(
             "the CPU lacks one of AVX, AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ, SSSE3, SSE4.1",
         ),
+        Backend::VaesClmulAvx512 => VaesClmulAvx512::detect().map(drop).ok_or(
+            "the CPU (or the OS, for the ZMM state) lacks one of AVX-512F, AVX-512BW, \
+             AVX-512VL, AVX, AVX2, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ, SSSE3, SSE4.1",
+        ),
         Backend::Portable => Ok(()),
     }
 }
@@ -130,6 +173,7 @@ pub(crate) fn check(backend: Backend) -> Result<(), &'static str> {
 pub(crate) enum Key {
     AesNiClmul(Box<aesni_clmul::Key>),
     VaesClmulAvx2(Box<vaes_avx2::Key>),
+    VaesClmulAvx512(Box<vaes_avx512::Key>),
 }
 
 impl Key {
@@ -144,6 +188,10 @@ impl Key {
                 Some(cpu) => Ok(Key::VaesClmulAvx2(vaes_avx2::Key::new(key, cpu))),
                 None => Err(unavailable(check(backend).err().unwrap_or("not detected"))),
             },
+            Backend::VaesClmulAvx512 => match VaesClmulAvx512::detect() {
+                Some(cpu) => Ok(Key::VaesClmulAvx512(vaes_avx512::Key::new(key, cpu))),
+                None => Err(unavailable(check(backend).err().unwrap_or("not detected"))),
+            },
             Backend::Portable => Err(unavailable("not an x86 kernel")),
         }
     }
@@ -152,6 +200,7 @@ impl Key {
         match self {
             Key::AesNiClmul(_) => Backend::AesNiClmul,
             Key::VaesClmulAvx2(_) => Backend::VaesClmulAvx2,
+            Key::VaesClmulAvx512(_) => Backend::VaesClmulAvx512,
         }
     }
 
@@ -167,6 +216,7 @@ impl Key {
         match self {
             Key::AesNiClmul(k) => k.seal(nonce, aad, buf, src),
             Key::VaesClmulAvx2(k) => k.seal(nonce, aad, buf, src),
+            Key::VaesClmulAvx512(k) => k.seal(nonce, aad, buf, src),
         }
     }
 
@@ -182,6 +232,7 @@ impl Key {
         match self {
             Key::AesNiClmul(k) => k.open(nonce, aad, buf, src),
             Key::VaesClmulAvx2(k) => k.open(nonce, aad, buf, src),
+            Key::VaesClmulAvx512(k) => k.open(nonce, aad, buf, src),
         }
     }
 }

@@ -596,6 +596,16 @@ mod tests {
     }
 
     #[test]
+    fn every_tail_0_to_256_blocks() {
+        let Some(cpu) = VaesClmulAvx2::detect() else {
+            eprintln!("skipped: no VAES on this CPU");
+            return;
+        };
+        let key = ts::test_keys()[0];
+        ts::every_block_count(&*kernel(&Key::new(&key, cpu)), &key);
+    }
+
+    #[test]
     fn round1_table_is_the_low_bytes_contribution() {
         let Some(cpu) = VaesClmulAvx2::detect() else {
             eprintln!("skipped: no VAES on this CPU");
