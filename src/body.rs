@@ -21,7 +21,10 @@
 //! Entry points: [`seal`] / [`open`] / [`open_range`] over slices (and
 //! [`seal_into`] / [`open_into`] into caller buffers),
 //! [`SealWriter`] / [`OpenReader`] for streams in bounded memory,
-//! [`seal_file`] / [`open_file`] / [`open_file_range`] file to file.
+//! [`seal_file`] / [`open_file`] / [`open_file_range`] file to file, and
+//! [`RangeReader`] / [`open_range_at`] for a range of a body at any offset
+//! of a positioned source ([`ReadAt`]: a file, a buffer, a `Read + Seek`
+//! through [`SeekAt`]).
 //!
 //! ```
 //! use objseal::body::{self, ByteRange, DataKey};
@@ -50,6 +53,8 @@ mod chunk;
 pub(crate) mod file;
 mod keys;
 mod range;
+mod range_reader;
+mod source;
 mod stream;
 
 pub use crate::error::BodyError;
@@ -59,8 +64,12 @@ use keys::ChunkKey;
 
 pub use file::{open_file, open_file_range, seal_file};
 pub use keys::DataKey;
-pub use range::{ByteRange, RangeHeaderError, content_range};
-pub use stream::{MAX_BATCH_CHUNKS, OpenReader, SealWriter};
+pub(crate) use range::open_source_range;
+pub use range::{ByteRange, RangeHeaderError, content_range, open_range_at};
+pub use range_reader::RangeReader;
+pub(crate) use source::Positioned;
+pub use source::{ReadAt, SeekAt};
+pub use stream::{MAX_BATCH_CHUNKS, OpenReader, SealWriter, default_batch_chunks};
 
 /// Length of the data key, in bytes.
 pub const KEY_LEN: usize = 32;

@@ -17,7 +17,7 @@ use crate::keys::bucket_key::{BucketKeyCache, DEFAULT_BUCKET_KEY_TTL};
 use crate::keys::wrap::{self, WrapScope};
 use crate::keys::{CustomerKey, Details, EncryptionContext, Keyring, Kms, KmsDetails, sse_c};
 
-pub use stream::{ObjectReader, ObjectWriter};
+pub use stream::{BodyWriter, ObjectReader, ObjectWriter};
 
 /// How to protect a new object's data key.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +110,7 @@ pub struct EngineBuilder {
     principal: Option<String>,
     default_kms_key: Option<String>,
     bucket_key_ttl: Option<Duration>,
+    stream_batch_chunks: Option<usize>,
 }
 
 impl EngineBuilder {
@@ -143,6 +144,44 @@ impl EngineBuilder {
         self
     }
 
+    /// Chunks per batch in the engine's streams (clamped to
+    /// `1..=`[`body::MAX_BATCH_CHUNKS`]); default
+    /// [`body::default_batch_chunks`] (128 per rayon thread, at most 1024).
+    ///
+    /// A batch of `n` chunks is sealed or opened in parallel; each stream
+    /// holds about two batches of `16400 × n` bytes at a time (one sealed
+    /// or opened while the other is written or read), whatever the object's
+    /// size:
+    ///
+    /// | stream | memory |
+    /// |---|---|
+    /// | [`ObjectWriter`] / [`BodyWriter`] ([`Engine::seal_writer`], [`Engine::seal_writer_detached`]) | `2 × 16400 × n` |
+    /// | [`ObjectReader`] ([`Engine::open_reader`], [`Engine::open_reader_detached`]) | `2 × 16400 × n` (+ up to 189 KiB of envelope) |
+    /// | [`body::RangeReader`] ([`Engine::open_range_reader`]) | `2 × 16400 × n` |
+    /// | `sse::PartWriter`, `sse::MultipartReader`, `sse::ObjectStream` | `2 × 16400 × n` |
+    /// | `sse::copy_stream` | `4 × 16400 × n` (a reader and a writer) |
+    ///
+    /// So `n = 64` (1 MiB of plaintext per batch) keeps each stream near
+    /// 2 MiB; larger batches use more threads per batch. Whole-object calls
+    /// on slices ([`Engine::seal`], [`Engine::open`]) and file-to-file calls
+    /// are not batched this way.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use objseal::{Engine, Keyring};
+    ///
+    /// let engine = Engine::builder()
+    ///     .keyring(Arc::new(Keyring::in_memory("k")?))
+    ///     .stream_batch_chunks(64)
+    ///     .build();
+    /// assert_eq!(engine.stream_batch_chunks(), 64);
+    /// # Ok::<(), objseal::Error>(())
+    /// ```
+    pub fn stream_batch_chunks(mut self, chunks: usize) -> Self {
+        self.stream_batch_chunks = Some(chunks.clamp(1, body::MAX_BATCH_CHUNKS));
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -153,6 +192,7 @@ impl EngineBuilder {
             bucket_keys: Arc::new(BucketKeyCache::new(
                 self.bucket_key_ttl.unwrap_or(DEFAULT_BUCKET_KEY_TTL),
             )),
+            stream_batch_chunks: self.stream_batch_chunks,
         }
     }
 }
@@ -213,6 +253,7 @@ pub struct Engine {
     principal: String,
     default_kms_key: Option<String>,
     bucket_keys: Arc<BucketKeyCache>,
+    stream_batch_chunks: Option<usize>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -222,6 +263,7 @@ impl core::fmt::Debug for Engine {
             .field("kms", &self.kms.is_some())
             .field("principal", &self.principal)
             .field("default_kms_key", &self.default_kms_key)
+            .field("stream_batch_chunks", &self.stream_batch_chunks)
             .finish_non_exhaustive()
     }
 }
@@ -241,6 +283,14 @@ impl Engine {
             principal: principal.into(),
             ..self.clone()
         }
+    }
+
+    /// Chunks per batch of this engine's streams: the
+    /// [`EngineBuilder::stream_batch_chunks`] setting, else
+    /// [`body::default_batch_chunks`] for the current rayon pool.
+    pub fn stream_batch_chunks(&self) -> usize {
+        self.stream_batch_chunks
+            .unwrap_or_else(body::default_batch_chunks)
     }
 
     /// Forgets every cached bucket key (e.g. after disabling a KMS key).
@@ -527,6 +577,22 @@ impl Engine {
         range: impl Into<ByteRange>,
     ) -> Result<Vec<u8>, Error> {
         let dek = self.unwrap_checked(with, binding, env, body.len() as u64)?;
+        if env.length_from_body {
+            // The length comes from the body's size: authenticated only by
+            // the final chunk, which the range reader opens first whatever
+            // the range.
+            let mut r = body::RangeReader::new(
+                &dek,
+                &binding.body_context(),
+                body,
+                0,
+                body.len() as u64,
+                range,
+            )?;
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut r, &mut out)?;
+            return Ok(out);
+        }
         body::open_range(&dek, &binding.body_context(), body, range)
     }
 

@@ -450,6 +450,52 @@ impl Envelope {
         Ok(())
     }
 
+    /// Reads and parses the envelope at the start of bytes
+    /// `offset..offset + len` of a positioned source (an object stored
+    /// envelope first, e.g. in a file); returns it with its length in bytes,
+    /// so the body is bytes `offset + used..offset + len`. Reads 1 KiB, then
+    /// only what the envelope's fields say they need, never more than `len`
+    /// or the largest envelope; a source shorter than `len` is an
+    /// `UnexpectedEof` I/O error.
+    ///
+    /// ```
+    /// use objseal::format::{Envelope, Mode, ObjectBinding, WrappedKey};
+    ///
+    /// let env = Envelope::new(Mode::SseS3, ObjectBinding::new("b", "k")?, 5, WrappedKey::placeholder("key", 1));
+    /// let mut stored = b"xx".to_vec();
+    /// stored.extend_from_slice(&env.encode()?);
+    /// stored.extend_from_slice(b"body");
+    /// let (back, used) = Envelope::read_at(&stored, 2, stored.len() as u64 - 2)?;
+    /// assert_eq!((back, used), (env.clone(), env.encode()?.len() as u64));
+    /// # Ok::<(), objseal::Error>(())
+    /// ```
+    pub fn read_at<S: crate::body::ReadAt + ?Sized>(
+        source: &S,
+        offset: u64,
+        len: u64,
+    ) -> Result<(Self, u64), Error> {
+        let cap = usize::try_from(len.min(MAX_ENVELOPE_LEN as u64)).unwrap_or(MAX_ENVELOPE_LEN);
+        let mut want = cap.min(1024);
+        let mut buf = Vec::new();
+        loop {
+            let have = buf.len();
+            buf.resize(want, 0);
+            source.read_exact_at(&mut buf[have..], offset + have as u64)?;
+            match Self::parse_prefix(&buf) {
+                Ok((env, used)) => return Ok((env, used as u64)),
+                Err(Error::Format(FormatError::Truncated {
+                    needed, available, ..
+                })) if want < cap => {
+                    let more = usize::try_from(needed.saturating_sub(available))
+                        .unwrap_or(usize::MAX)
+                        .max(want);
+                    want = want.saturating_add(more).min(cap);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Parses an envelope that is the whole input.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let (env, used) = Self::parse_prefix(bytes)?;

@@ -34,18 +34,25 @@ mod error;
 #[cfg(feature = "http")]
 mod http;
 mod multipart;
+mod parts;
 mod request;
 mod response;
 
 pub use bucket::{BucketEncryption, DefaultEncryption, ResolvedMode};
-pub use copy::{CopyOptions, CopyOutcome, MSG_COPY_TO_SELF, copy_object};
+pub use copy::{
+    CopyOptions, CopyOutcome, CopyStreamOutcome, MSG_COPY_TO_SELF, copy_object, copy_rewrap,
+    copy_stream,
+};
 pub use error::*;
 #[cfg(feature = "http")]
 pub use http::extend_header_map;
 pub use multipart::{
-    Completed, CompletedPart, MultipartFile, MultipartReader, MultipartUpload, PartSealer,
-    SealedPart, UploadedPart, open_object, open_object_detached, open_object_range, part_error,
-    rewrap_envelope,
+    Completed, CompletedPart, MultipartUpload, PartSealer, PartWriter, SealedPart, UploadedPart,
+    WrittenPart, open_object, open_object_detached, open_object_range, part_error, rewrap_envelope,
+};
+pub use parts::{
+    MultipartFile, MultipartObject, MultipartReader, ObjectRangeReader, ObjectStream, PartSpan,
+    PartStore, PartsAt, check_part_list, open_object_range_reader, open_object_reader,
 };
 pub use request::{
     COPY_SSE_C_ALGORITHM, COPY_SSE_C_KEY, COPY_SSE_C_KEY_MD5, MAX_HEADER_VALUE_LEN, SSE,

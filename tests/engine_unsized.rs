@@ -180,3 +180,48 @@ fn keyring_rewrap_keeps_an_unsized_object_openable() {
     moved.extend_from_slice(&stored[used..]);
     assert_eq!(engine.open(OpenWith::Managed, &obj, &moved).unwrap(), pt);
 }
+
+#[test]
+fn ranges_of_an_unsized_object_cut_mid_chunk_are_refused() {
+    // The length of such an object comes from its body's size, which only
+    // the final chunk authenticates: a range far from the end must still
+    // fail on a body cut in the middle of a chunk.
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let obj = ObjectBinding::new("b", "k").unwrap();
+    let pt = data(5 * 16_384 + 100);
+    let stored = seal_unsized(&engine, &obj, &pt, 10_000);
+    let (env, used) = Envelope::parse_prefix(&stored).unwrap();
+    let cut = &stored[..used + 56 + 2 * 16_400 + 5_000];
+    assert!(
+        engine
+            .open_range(OpenWith::Managed, &obj, cut, 0..100)
+            .is_err()
+    );
+    let file = dir.path().join("cut");
+    std::fs::write(&file, cut).unwrap();
+    assert!(
+        engine
+            .open_file_range(OpenWith::Managed, &obj, &file, 0..100)
+            .is_err()
+    );
+    let body = cut[used..].to_vec();
+    let r = engine.open_range_reader_detached(
+        OpenWith::Managed,
+        &obj,
+        &env,
+        body.clone(),
+        0,
+        body.len() as u64,
+        0..100,
+    );
+    let mut out = Vec::new();
+    assert!(r.is_err() || r.unwrap().read_to_end(&mut out).is_err());
+    // Uncut, the same range opens.
+    assert_eq!(
+        engine
+            .open_range(OpenWith::Managed, &obj, &stored, 0..100)
+            .unwrap(),
+        &pt[..100]
+    );
+}

@@ -6,118 +6,60 @@
 //! succeeded. No memory mapping and no `unsafe`: a file that changes size
 //! while it is read gives an error, never a crash or a short body.
 
-use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::chunk::{GROUP_CHUNKS, Layout, to_usize};
 use super::keys::{self, DataKey};
-use super::range::{ByteRange, SealedSource};
+use super::range::ByteRange;
+use super::source::Positioned;
 use super::{CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, TAG_LEN};
 use crate::error::{BodyError, Error};
 use crate::fsio::Staged;
 
 /// An input file, read with positioned reads. Its length is taken once, when
 /// it is opened; a file that then shrinks or grows fails the read.
-struct Input {
-    file: File,
-    path: PathBuf,
-    /// Where the body starts in the file (0 for a body file; the envelope's
-    /// length for a stored object that holds its envelope first).
-    base: u64,
-    /// The body's length: the file's length less `base`.
-    len: u64,
+type Input = Positioned<File>;
+
+/// Opens `path`, which must be a regular file (a FIFO, device, socket or
+/// directory has no length to seal or open).
+fn open_input(path: &Path) -> Result<Input, Error> {
+    // Checked before opening too, so that opening a FIFO cannot block.
+    let before = fs::metadata(path).map_err(|e| Error::io_at(path, e))?;
+    if !before.is_file() {
+        return Err(not_regular(path));
+    }
+    let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+    input_at(file, path, 0)
 }
 
-impl Input {
-    /// Opens `path`, which must be a regular file (a FIFO, device, socket or
-    /// directory has no length to seal or open).
-    fn open(path: &Path) -> Result<Self, Error> {
-        // Checked before opening too, so that opening a FIFO cannot block.
-        let before = fs::metadata(path).map_err(|e| Error::io_at(path, e))?;
-        if !before.is_file() {
-            return Err(not_regular(path));
-        }
-        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
-        Self::from_file(file, path, 0)
+/// The body that starts `base` bytes into the open `file` (named `path` in
+/// errors), which must be a regular file at least that long; the body runs
+/// to the end of the file.
+pub(crate) fn input_at(file: File, path: &Path, base: u64) -> Result<Input, Error> {
+    let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path));
     }
-
-    /// Reads the body that starts `base` bytes into the open `file`, which
-    /// must be a regular file at least that long.
-    fn from_file(file: File, path: &Path, base: u64) -> Result<Self, Error> {
-        let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
-        if !meta.is_file() {
-            return Err(not_regular(path));
-        }
-        let len = meta.len().checked_sub(base).ok_or_else(|| {
-            Error::io_at(
-                path,
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("file is shorter than the {base} bytes before its body"),
-                ),
-            )
-        })?;
-        Ok(Input {
-            file,
-            path: path.to_path_buf(),
-            base,
-            len,
-        })
-    }
-
-    /// Fills `buf` from `offset`, or fails naming the file if it ends first.
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
-        read_exact_at(&self.file, buf, self.base + offset).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                self.changed()
-            } else {
-                Error::io_at(&self.path, e)
-            }
-        })
-    }
-
-    /// Checks that the file holds no byte past the length it had when
-    /// opened: it did not grow, and it is not a file whose size is not its
-    /// length (such as the files of `/proc`, which report 0).
-    fn check_end(&self) -> Result<(), Error> {
-        let mut probe = [0u8; 1];
-        match read_at(&self.file, &mut probe, self.base + self.len) {
-            Ok(0) => Ok(()),
-            Ok(_) => Err(self.changed()),
-            Err(e) => Err(Error::io_at(&self.path, e)),
-        }
-    }
-
-    /// The error for a file whose length changed while it was read.
-    fn changed(&self) -> Error {
+    let len = meta.len().checked_sub(base).ok_or_else(|| {
         Error::io_at(
-            &self.path,
+            path,
             io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "file is no longer {} bytes long: it changed while being read (or its size is not its length); nothing was written",
-                    self.base + self.len
-                ),
+                format!("file is shorter than the {base} bytes before its body"),
             ),
         )
-    }
-}
-
-impl SealedSource for Input {
-    fn body_len(&self) -> u64 {
-        self.len
-    }
-
-    fn sealed(&self, from: u64, to: u64) -> Result<Cow<'_, [u8]>, Error> {
-        let mut buf = vec![0u8; to_usize(to - from, "body range")?];
-        self.read_at(&mut buf, from)?;
-        Ok(Cow::Owned(buf))
-    }
+    })?;
+    Ok(Positioned {
+        src: file,
+        base,
+        len,
+        path: Some(path.to_path_buf()),
+    })
 }
 
 /// The error for a source that is not a regular file.
@@ -199,22 +141,6 @@ pub(crate) fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result
     Err(io::ErrorKind::Unsupported.into())
 }
 
-/// Fills `buf` from `offset`; `UnexpectedEof` if the file ends first.
-pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match read_at(file, buf, offset) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Seals the file `src` into a new body at `dst`; returns the body length.
 ///
 /// `src` MUST be a regular file; anything else (a FIFO, device, socket or
@@ -252,7 +178,7 @@ pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) ->
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn seal_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Result<u64, Error> {
-    let input = Input::open(src)?;
+    let input = open_input(src)?;
     let pt_len = input.len;
     let layout = Layout::for_plaintext(pt_len)?;
     let body_len = layout.body_len()?;
@@ -312,7 +238,7 @@ pub fn seal_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Resul
 /// the complete new file; only the durability of the rename across a crash
 /// is then in doubt.
 pub fn open_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Result<u64, Error> {
-    let input = Input::open(src)?;
+    let input = open_input(src)?;
     let chunk_key = open_header(key, context, &input)?;
     let layout = Layout::for_body(input.len)?;
     let out = Output::create(dst, layout.plaintext_len)?;
@@ -350,75 +276,17 @@ pub fn open_file(key: &DataKey, context: &[u8], src: &Path, dst: &Path) -> Resul
 /// Opens a byte range of the body in file `src`, decrypting only the chunks
 /// the range touches (and the final chunk when the range depends on the
 /// object length; see [`ByteRange`]). `src` MUST be a regular file (see
-/// [`seal_file`]); only the header and the chunks needed are read.
+/// [`seal_file`]); only the header and the chunks needed are read. See
+/// [`super::RangeReader`] for a range streamed in bounded memory, and
+/// [`super::open_range_at`] for a body at an offset of any positioned source.
 pub fn open_file_range(
     key: &DataKey,
     context: &[u8],
     src: &Path,
     range: impl Into<ByteRange>,
 ) -> Result<Vec<u8>, Error> {
-    let input = Input::open(src)?;
-    let chunk_key = open_header(key, context, &input)?;
-    super::range::open_range(&chunk_key, &input, range.into())
-}
-
-/// Opens a byte range of the body that starts `base` bytes into the open
-/// regular file `file` (named `path` in errors), as [`open_file_range`]
-/// does; `plaintext_len`, when given, is the length the body must have
-/// (checked before any chunk is opened, so a body cut at a chunk boundary is
-/// refused whatever the range).
-pub(crate) fn open_file_range_at(
-    key: &DataKey,
-    context: &[u8],
-    file: File,
-    path: &Path,
-    base: u64,
-    plaintext_len: Option<u64>,
-    range: ByteRange,
-) -> Result<Vec<u8>, Error> {
-    let input = Input::from_file(file, path, base)?;
-    let chunk_key = open_header(key, context, &input)?;
-    if let Some(expected) = plaintext_len {
-        let actual = Layout::for_body(input.len)?.plaintext_len;
-        if actual != expected {
-            return Err(BodyError::LengthMismatch { expected, actual }.into());
-        }
-    }
-    super::range::open_range(&chunk_key, &input, range)
-}
-
-/// Opens a byte range of the body stored in bytes `base..base + len` of the
-/// open regular file `file` (named `path` in errors), such as one part of a
-/// multipart object, as [`open_file_range`] does. `header` is the body's
-/// header as the caller already checked it (against a part-list MAC): the
-/// header in the file must still be the same, or the body is refused with
-/// [`BodyError::PartListMismatch`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn open_file_slice_range(
-    key: &DataKey,
-    context: &[u8],
-    file: File,
-    path: &Path,
-    base: u64,
-    len: u64,
-    header: &[u8; HEADER_LEN],
-    range: ByteRange,
-) -> Result<Vec<u8>, Error> {
-    let mut input = Input::from_file(file, path, base)?;
-    if input.len < len {
-        return Err(input.changed());
-    }
-    input.len = len;
-    if len < HEADER_LEN as u64 {
-        return Err(BodyError::TruncatedHeader { len }.into());
-    }
-    let mut found = [0u8; HEADER_LEN];
-    input.read_at(&mut found, 0)?;
-    if &found != header {
-        return Err(BodyError::PartListMismatch.into());
-    }
-    let chunk_key = keys::derive_for_open(key, context, header)?;
-    super::range::open_range(&chunk_key, &input, range)
+    let input = open_input(src)?;
+    super::range::open_source_range(key, context, &input, None, range.into())
 }
 
 /// Reads and checks the header of the body file `input`.

@@ -7,7 +7,8 @@ use core::ops::{Range, RangeFrom, RangeFull};
 use zeroize::Zeroizing;
 
 use super::chunk::{Layout, to_usize};
-use super::keys::ChunkKey;
+use super::keys::{self, ChunkKey, DataKey};
+use super::source::{Positioned, ReadAt};
 use super::{CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, TAG_LEN};
 use crate::error::{BodyError, Error};
 
@@ -240,7 +241,7 @@ impl ByteRange {
 }
 
 /// Sealed bytes a range read takes chunks from: a body in memory, or a body
-/// file read with positioned reads.
+/// in a positioned source (a file read with positioned reads).
 pub(crate) trait SealedSource {
     /// Length of the whole body, header included.
     fn body_len(&self) -> u64;
@@ -260,6 +261,68 @@ impl SealedSource for [u8] {
     }
 }
 
+/// Opens a byte range of the body in bytes `base..base + body_len` of
+/// `source` (a file, a buffer, any [`ReadAt`]), as [`super::open_range`]
+/// does for a body in memory: reads the 56-byte header and checks it, then
+/// reads and opens only the chunks the range touches (and the final chunk
+/// when the range depends on the body's length, see [`ByteRange`]). The
+/// result is one vector; [`super::RangeReader`] streams a range in bounded
+/// memory instead.
+///
+/// ```
+/// use objseal::body::{self, ByteRange, DataKey};
+///
+/// let key = DataKey::generate()?;
+/// let body = body::seal(&key, b"ctx", b"0123456789")?;
+/// // The body stored after 3 bytes of something else.
+/// let mut stored = b"abc".to_vec();
+/// stored.extend_from_slice(&body);
+/// let len = body.len() as u64;
+/// assert_eq!(body::open_range_at(&key, b"ctx", &stored, 3, len, 2..5)?, b"234");
+/// assert_eq!(body::open_range_at(&key, b"ctx", &stored, 3, len, ByteRange::Last(2))?, b"89");
+/// # Ok::<(), objseal::Error>(())
+/// ```
+pub fn open_range_at<S: ReadAt + ?Sized>(
+    key: &DataKey,
+    context: &[u8],
+    source: &S,
+    base: u64,
+    body_len: u64,
+    range: impl Into<ByteRange>,
+) -> Result<Vec<u8>, Error> {
+    let src = Positioned::new(source, base, body_len);
+    open_source_range(key, context, &src, None, range.into())
+}
+
+/// Opens `range` of the body in `src`: checks its header against `key` and
+/// `context`, and, when `plaintext_len` is given, that the body's length
+/// holds exactly that much plaintext (before any chunk is opened, so a body
+/// cut at a chunk boundary is refused whatever the range).
+pub(crate) fn open_source_range<S: SealedSource + ?Sized>(
+    key: &DataKey,
+    context: &[u8],
+    src: &S,
+    plaintext_len: Option<u64>,
+    range: ByteRange,
+) -> Result<Vec<u8>, Error> {
+    let len = src.body_len();
+    if len < HEADER_LEN as u64 {
+        return Err(BodyError::TruncatedHeader { len }.into());
+    }
+    let header = src.sealed(0, HEADER_LEN as u64)?;
+    let chunk_key = keys::derive_for_open(key, context, &header)?;
+    if let Some(expected) = plaintext_len {
+        let actual = Layout::for_body(len)?.plaintext_len;
+        if actual != expected {
+            return Err(BodyError::LengthMismatch { expected, actual }.into());
+        }
+    }
+    // With no length to hold the body to, the body's size is the length,
+    // unauthenticated until the final chunk opens: open it whatever the
+    // range.
+    open_range_checked(&chunk_key, src, range, plaintext_len.is_none())
+}
+
 /// Opens `range` of `body` with an already header-checked key.
 ///
 /// The result is a fresh vector of exactly the range: the plaintext of the
@@ -269,6 +332,17 @@ pub(crate) fn open_range(
     key: &ChunkKey,
     body: &(impl SealedSource + ?Sized),
     range: ByteRange,
+) -> Result<Vec<u8>, Error> {
+    open_range_checked(key, body, range, false)
+}
+
+/// [`open_range`], opening the final chunk first whatever the range when
+/// `always_final` (the length is not otherwise authenticated).
+fn open_range_checked(
+    key: &ChunkKey,
+    body: &(impl SealedSource + ?Sized),
+    range: ByteRange,
+    always_final: bool,
 ) -> Result<Vec<u8>, Error> {
     if let Some(e) = range.reversed() {
         return Err(e.into());
@@ -280,7 +354,7 @@ pub(crate) fn open_range(
     let sealed_chunk = SEALED_CHUNK_LEN as u64;
     let (first, last) = (r.start / chunk, r.end.saturating_sub(1) / chunk);
     let touches_final = r.end > r.start && last + 1 == layout.chunks;
-    if r.check_final && !touches_final {
+    if (r.check_final || always_final) && !touches_final {
         let index = layout.chunks - 1;
         let at = HEADER_LEN as u64 + index * sealed_chunk;
         let sealed = body.sealed(at, body_len)?;

@@ -24,7 +24,7 @@ pub const MAX_BATCH_CHUNKS: usize = 4096;
 /// `max`, and the old allocation is wiped before it is freed, so plaintext
 /// is never left in freed memory. Buffers grow only as far as the data
 /// actually needs: a 5-byte object touches one chunk's worth of memory.
-fn grow(buf: &mut Vec<u8>, len: usize, max: usize) {
+pub(crate) fn grow(buf: &mut Vec<u8>, len: usize, max: usize) {
     if len <= buf.len() {
         return;
     }
@@ -43,9 +43,23 @@ fn grow(buf: &mut Vec<u8>, len: usize, max: usize) {
     buf.resize(len, 0);
 }
 
+/// The batch size streams use unless told otherwise: 128 chunks (2 MiB of
+/// plaintext) per thread of the current rayon pool, at most 1024 chunks
+/// (16 MiB). A stream holds about two batches of `16400 × chunks` bytes
+/// each (one being sealed or opened while the other is written or read);
+/// see `EngineBuilder::stream_batch_chunks` to choose another size.
+///
+/// ```
+/// let n = objseal::body::default_batch_chunks();
+/// assert!((1..=objseal::body::MAX_BATCH_CHUNKS).contains(&n));
+/// ```
+pub fn default_batch_chunks() -> usize {
+    (rayon::current_num_threads() * CHUNKS_PER_THREAD).clamp(1, MAX_DEFAULT_BATCH)
+}
+
 /// The default batch size for the current rayon pool.
 fn default_batch() -> usize {
-    (rayon::current_num_threads() * CHUNKS_PER_THREAD).clamp(1, MAX_DEFAULT_BATCH)
+    default_batch_chunks()
 }
 
 /// Seals a body as it is written, in bounded memory.
@@ -216,15 +230,25 @@ impl<W: Write> Drop for SealWriter<W> {
     }
 }
 
-/// What made an [`OpenReader`] fail; it keeps failing with it.
+/// What made a reader fail; it keeps failing with it.
 #[derive(Debug, Clone)]
-enum Failure {
+pub(crate) enum Failure {
     Body(BodyError),
     Io(io::ErrorKind, String),
 }
 
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Body(b) => Failure::Body(b),
+            Error::Io { path: None, source } => Failure::Io(source.kind(), source.to_string()),
+            other => Failure::Io(io::ErrorKind::InvalidData, other.to_string()),
+        }
+    }
+}
+
 impl Failure {
-    fn to_io(&self) -> io::Error {
+    pub(crate) fn to_io(&self) -> io::Error {
         match self {
             Failure::Body(e) => Error::from(e.clone()).into_io(),
             Failure::Io(kind, msg) => io::Error::new(*kind, msg.clone()),
@@ -260,7 +284,8 @@ impl Failure {
 /// # Ok::<(), objseal::Error>(())
 /// ```
 pub struct OpenReader<R: Read> {
-    inner: R,
+    /// The input; taken only by [`OpenReader::into_inner`].
+    inner: Option<R>,
     key: ChunkKey,
     batch: usize,
     /// The opened batch, in chunk slots.
@@ -315,7 +340,7 @@ impl<R: Read> OpenReader<R> {
         let got = read_full(&mut inner, &mut header)?;
         let key = keys::derive_for_open(key, context, &header[..got])?;
         Ok(OpenReader {
-            inner,
+            inner: Some(inner),
             key,
             batch,
             cur: Vec::new(),
@@ -366,7 +391,8 @@ impl<R: Read> OpenReader<R> {
         }
         let target = self.batch * SEALED_CHUNK_LEN;
         if self.next_len == 0 && !self.eof {
-            let (len, eof, err) = Self::fill_next(&mut self.inner, &mut self.next, target);
+            let inner = self.inner.as_mut().expect("held until into_inner");
+            let (len, eof, err) = Self::fill_next(inner, &mut self.next, target);
             (self.next_len, self.eof) = (len, eof);
             if let Some(e) = err {
                 return Err(Failure::Io(e.kind(), e.to_string()));
@@ -404,7 +430,8 @@ impl<R: Read> OpenReader<R> {
                 what: "stream",
                 len: u64::MAX,
             }))?;
-        let (key, cur, inner, next) = (&self.key, &mut self.cur, &mut self.inner, &mut self.next);
+        let (key, cur, next) = (&self.key, &mut self.cur, &mut self.next);
+        let inner = self.inner.as_mut().expect("held until into_inner");
         let mut opened = Ok(());
         let read = rayon::in_place_scope(|s| {
             s.spawn(|_| opened = key.open_slots(first, &mut cur[..slots]));
@@ -422,6 +449,14 @@ impl<R: Read> OpenReader<R> {
         (self.next_len, self.eof, self.pending) = read;
         (self.cur_len, self.pos, self.done) = (plain, 0, last);
         Ok(())
+    }
+}
+
+impl<R: Read> OpenReader<R> {
+    /// The input, positioned after what was read of it (read-ahead
+    /// included: only at the end of the body is that its end).
+    pub(crate) fn into_inner(mut self) -> R {
+        self.inner.take().expect("held until into_inner")
     }
 }
 

@@ -7,20 +7,24 @@ use std::io::{self, Chain, Cursor, Read, Seek, Write};
 use std::path::Path;
 
 use super::{Engine, OpenWith, SealMode};
-use crate::body::{ByteRange, DataKey, OpenReader, SealWriter};
+use crate::body::{ByteRange, DataKey, OpenReader, Positioned, RangeReader, ReadAt, SealWriter};
 use crate::error::{BodyError, Error, FormatError};
 use crate::format::{Envelope, MAX_ENVELOPE_LEN, ObjectBinding};
 use crate::fsio::Staged;
 
-/// Writes one object (envelope, then body sealed in parallel batches).
+/// Writes one object (envelope, then body sealed in parallel batches), or
+/// only its body ([`BodyWriter`], made by [`Engine::seal_writer_detached`]).
 ///
-/// Made by [`Engine::seal_writer`], the plaintext length is declared up
-/// front (it is in the envelope, as S3 knows `Content-Length`); writing
-/// more fails, and [`ObjectWriter::finish`] fails if fewer bytes were
-/// written ([`BodyError::DeclaredLength`]). Made by
-/// [`Engine::seal_writer_unsized`] (a chunked upload with no length), any
+/// Made with a plaintext length ([`Engine::seal_writer`]), the length is
+/// declared up front (it is in the envelope, as S3 knows `Content-Length`);
+/// writing more fails, and [`ObjectWriter::finish`] fails if fewer bytes
+/// were written ([`BodyError::DeclaredLength`]). Made without one
+/// ([`Engine::seal_writer_unsized`], a chunked upload with no length), any
 /// length is taken and the body's size records it. `finish` MUST be called:
 /// without it the body is truncated and the object does not open.
+///
+/// Memory: two batches of [`Engine::stream_batch_chunks`] chunks (see
+/// [`crate::EngineBuilder::stream_batch_chunks`]).
 pub struct ObjectWriter<W: Write> {
     inner: SealWriter<W>,
     envelope: Envelope,
@@ -62,11 +66,27 @@ impl<W: Write> Write for ObjectWriter<W> {
     }
 }
 
+/// The body-only [`ObjectWriter`] of [`Engine::seal_writer_detached`]: the
+/// envelope is returned apart (for object metadata), the inner writer gets
+/// the body alone.
+pub type BodyWriter<W> = ObjectWriter<W>;
+
 impl<W: Write> ObjectWriter<W> {
     /// The object's envelope, as written at the start of the output (its
-    /// plaintext length is 0 for an object whose body gives the length).
+    /// plaintext length is 0 for an object whose body gives the length);
+    /// for a [`BodyWriter`], the envelope returned apart.
     pub fn envelope(&self) -> &Envelope {
         &self.envelope
+    }
+
+    /// Plaintext bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The plaintext length declared up front, if any.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
     }
 
     /// Seals the final chunk and returns the inner writer. Fails if fewer
@@ -85,13 +105,14 @@ impl<W: Write> ObjectWriter<W> {
     }
 }
 
-/// Reads one object's plaintext: the envelope is read and checked and the
-/// data key unwrapped when it is created, then the body is opened a batch at
-/// a time. The plaintext length is checked against the envelope at the end.
+/// Reads one object's plaintext: the envelope is read (or, detached, given)
+/// and checked and the data key unwrapped when it is created, then the body
+/// is opened a batch at a time. The plaintext length is checked against the
+/// envelope at the end.
 ///
 /// As with [`OpenReader`], a damaged object may release authentic batches
 /// before the error: treat the output as untrusted until `read` returns
-/// `Ok(0)`.
+/// `Ok(0)`. Memory: two batches of [`Engine::stream_batch_chunks`] chunks.
 pub struct ObjectReader<R: Read> {
     inner: OpenReader<Chain<Cursor<Vec<u8>>, R>>,
     envelope: Envelope,
@@ -213,6 +234,51 @@ impl Engine {
         self.object_writer(mode, binding, None, inner)
     }
 
+    /// Starts sealing the object `binding` with its envelope kept apart
+    /// (object metadata, e.g. [`Envelope::to_base64`]): returns the
+    /// envelope now and a writer that writes only the body to `inner`.
+    /// `plaintext_len` is the declared length (checked as for
+    /// [`Engine::seal_writer`]), or `None` when it is not known until the
+    /// end (the envelope then says the body's size gives it, as for
+    /// [`Engine::seal_writer_unsized`]). Open the body with
+    /// [`Engine::open_reader_detached`], [`Engine::open_detached`] or
+    /// [`Engine::open_range_reader_detached`].
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use objseal::{Engine, Envelope, Keyring, ObjectBinding, OpenWith, SealMode};
+    ///
+    /// let engine = Engine::builder().keyring(Arc::new(Keyring::in_memory("k")?)).build();
+    /// let obj = ObjectBinding::new("b", "k")?;
+    /// let (env, mut w) = engine.seal_writer_detached(&SealMode::S3, &obj, None, Vec::new())?;
+    /// w.write_all(b"streamed, ")?;
+    /// w.write_all(b"length unknown")?;
+    /// let body = w.finish()?;
+    ///
+    /// // The store keeps the envelope as metadata, the body as data.
+    /// let meta = env.to_base64()?;
+    /// let env = Envelope::from_base64(&meta)?;
+    /// let mut r = engine.open_reader_detached(OpenWith::Managed, &obj, &env, &body[..])?;
+    /// let mut out = Vec::new();
+    /// r.read_to_end(&mut out)?;
+    /// assert_eq!(out, b"streamed, length unknown");
+    /// assert_eq!(r.envelope().plaintext_len, 24); // resolved at the end
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seal_writer_detached<W: Write>(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        plaintext_len: Option<u64>,
+        inner: W,
+    ) -> Result<(Envelope, BodyWriter<W>), Error> {
+        let dek = DataKey::generate()?;
+        let env = self.new_envelope(mode, binding, plaintext_len, &dek)?;
+        let writer = self.body_writer(env.clone(), &dek, plaintext_len, inner)?;
+        Ok((env, writer))
+    }
+
     fn object_writer<W: Write>(
         &self,
         mode: &SealMode<'_>,
@@ -223,9 +289,26 @@ impl Engine {
         let dek = DataKey::generate()?;
         let env = self.new_envelope(mode, binding, plaintext_len, &dek)?;
         inner.write_all(&env.encode()?)?;
+        self.body_writer(env, &dek, plaintext_len, inner)
+    }
+
+    /// A writer of the body of `envelope` under `dek` (in batches of this
+    /// engine's size).
+    pub(crate) fn body_writer<W: Write>(
+        &self,
+        envelope: Envelope,
+        dek: &DataKey,
+        plaintext_len: Option<u64>,
+        inner: W,
+    ) -> Result<ObjectWriter<W>, Error> {
         Ok(ObjectWriter {
-            inner: SealWriter::new(inner, &dek, &env.body_context())?,
-            envelope: env,
+            inner: SealWriter::with_batch_chunks(
+                inner,
+                dek,
+                &envelope.body_context(),
+                self.stream_batch_chunks(),
+            )?,
+            envelope,
             declared: plaintext_len,
             written: 0,
         })
@@ -240,14 +323,157 @@ impl Engine {
         mut inner: R,
     ) -> Result<ObjectReader<R>, Error> {
         let (envelope, ahead) = read_envelope(&mut inner)?;
+        self.object_reader(with, binding, envelope, ahead, inner)
+    }
+
+    /// Starts reading the body `body` of the object `binding` whose
+    /// envelope `env` is kept apart (object metadata): checks the envelope
+    /// and unwraps the data key before returning. The plaintext length is
+    /// checked against the envelope's at the end (and, for an envelope of
+    /// unknown length, taken from the body there: see
+    /// [`ObjectReader::envelope`]). See [`Engine::seal_writer_detached`].
+    pub fn open_reader_detached<R: Read>(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        body: R,
+    ) -> Result<ObjectReader<R>, Error> {
+        self.object_reader(with, binding, env.clone(), Vec::new(), body)
+    }
+
+    fn object_reader<R: Read>(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        envelope: Envelope,
+        ahead: Vec<u8>,
+        inner: R,
+    ) -> Result<ObjectReader<R>, Error> {
         let dek = self.unwrap_key(with, binding, &envelope)?;
         let context = binding.body_context();
         let body = Cursor::new(ahead).chain(inner);
         Ok(ObjectReader {
-            inner: OpenReader::new(body, &dek, &context)?,
+            inner: OpenReader::with_batch_chunks(body, &dek, &context, self.stream_batch_chunks())?,
             envelope,
             read: 0,
         })
+    }
+
+    /// Starts reading bytes `range` of the object `binding` stored, envelope
+    /// then body, in bytes `base..base + len` of the positioned `source` (a
+    /// file, a buffer, a shared store: any [`ReadAt`]): reads and checks the
+    /// envelope, unwraps the data key, checks the body's length against the
+    /// envelope and returns the envelope and a [`RangeReader`] that streams
+    /// the range in bounded memory. See
+    /// [`Engine::open_range_reader_detached`] for the rules; a multipart
+    /// object is refused ([`BodyError::MultipartObject`]: see
+    /// `objseal::sse::open_object_range_reader`).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use objseal::body::ByteRange;
+    /// use objseal::{Engine, Keyring, ObjectBinding, OpenWith, SealMode};
+    ///
+    /// let engine = Engine::builder().keyring(Arc::new(Keyring::in_memory("k")?)).build();
+    /// let obj = ObjectBinding::new("b", "k")?;
+    /// let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    /// let stored = engine.seal(&SealMode::S3, &obj, &data)?;
+    ///
+    /// // The object sits 100 bytes into a file.
+    /// let mut file = tempfile::tempfile()?;
+    /// file.write_all(&[0u8; 100])?;
+    /// file.write_all(&stored)?;
+    /// let len = stored.len() as u64;
+    /// let (env, mut r) =
+    ///     engine.open_range_reader(OpenWith::Managed, &obj, file, 100, len, ByteRange::Last(5))?;
+    /// assert_eq!(env.plaintext_len, 50_000);
+    /// assert_eq!(r.range(), 49_995..50_000);
+    /// let mut tail = Vec::new();
+    /// r.read_to_end(&mut tail)?;
+    /// assert_eq!(tail, &data[49_995..]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_range_reader<S: ReadAt>(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        source: S,
+        base: u64,
+        len: u64,
+        range: impl Into<ByteRange>,
+    ) -> Result<(Envelope, RangeReader<S>), Error> {
+        let (env, used) = Envelope::read_at(&source, base, len)?;
+        let src = Positioned::new(source, base + used, len - used);
+        let r = self.range_reader(with, binding, &env, src, range.into())?;
+        Ok((env, r))
+    }
+
+    /// Starts reading bytes `range` of the body of the object `binding`,
+    /// stored in bytes `base..base + body_len` of the positioned `source`,
+    /// whose envelope `env` is kept apart (object metadata). Before
+    /// returning, it checks the envelope against the object and the key,
+    /// checks that the body's length is the one the envelope records (an
+    /// envelope of unknown length, flag `01`, takes the body's), unwraps
+    /// the data key, reads and checks the body's header, and, when the
+    /// range depends on the object's length (suffix and open ranges, ranges
+    /// past the end), authenticates the final chunk; an unsatisfiable range
+    /// fails then with [`BodyError::InvalidRange`] (S3's 416). The
+    /// [`RangeReader`] then reads and opens only the chunks the range
+    /// touches, [`Engine::stream_batch_chunks`] at a time.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::sync::Arc;
+    /// use objseal::{Engine, Keyring, ObjectBinding, OpenWith, SealMode};
+    ///
+    /// let engine = Engine::builder().keyring(Arc::new(Keyring::in_memory("k")?)).build();
+    /// let obj = ObjectBinding::new("b", "k")?;
+    /// let (env, body) = engine.seal_detached(&SealMode::S3, &obj, b"0123456789")?;
+    /// let body: Arc<[u8]> = body.into();
+    /// let len = body.len() as u64;
+    /// let mut r =
+    ///     engine.open_range_reader_detached(OpenWith::Managed, &obj, &env, body, 0, len, 3..6)?;
+    /// let mut out = String::new();
+    /// r.read_to_string(&mut out)?;
+    /// assert_eq!(out, "345");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_range_reader_detached<S: ReadAt>(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        source: S,
+        base: u64,
+        body_len: u64,
+        range: impl Into<ByteRange>,
+    ) -> Result<RangeReader<S>, Error> {
+        let src = Positioned::new(source, base, body_len);
+        self.range_reader(with, binding, env, src, range.into())
+    }
+
+    /// [`Engine::open_range_reader_detached`] over the body `src`.
+    fn range_reader<S: ReadAt>(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        env: &Envelope,
+        src: Positioned<S>,
+        range: ByteRange,
+    ) -> Result<RangeReader<S>, Error> {
+        let dek = self.unwrap_checked(with, binding, env, src.len)?;
+        let expected = (!env.length_from_body).then_some(env.plaintext_len);
+        RangeReader::from_source(
+            &dek,
+            &binding.body_context(),
+            src,
+            expected,
+            range,
+            self.stream_batch_chunks(),
+        )
     }
 
     /// Seals file `src` as the object `binding` into a new file at `dst`
@@ -316,17 +542,16 @@ impl Engine {
         }
         let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
         let (envelope, ahead) = read_envelope(&mut input)?;
-        let dek = self.unwrap_key(with, binding, &envelope)?;
         let position = input.stream_position().map_err(|e| Error::io_at(src, e))?;
         // `ahead` holds the bytes read past the envelope; the body starts
         // where they do.
         let base = position - ahead.len() as u64;
-        crate::body::file::open_file_range_at(
+        let dek = self.unwrap_key(with, binding, &envelope)?;
+        let body = crate::body::file::input_at(input, src, base)?;
+        crate::body::open_source_range(
             &dek,
             &binding.body_context(),
-            input,
-            src,
-            base,
+            &body,
             (!envelope.length_from_body).then_some(envelope.plaintext_len),
             range.into(),
         )

@@ -36,10 +36,7 @@
 //! and deletes both on abort; [`MultipartUpload::abort`] drops what the
 //! process holds.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::io::{self, Write};
 
 use hmac::{Hmac, KeyInit, Mac};
 use rayon::prelude::*;
@@ -49,13 +46,14 @@ use subtle::ConstantTimeEq;
 use super::error::{
     ErrorMapping, MSG_NOT_APPLICABLE, MSG_PART_KEY_MISMATCH, MSG_PART_KEY_REQUIRED, S3Error,
 };
-use super::response::{etag, multipart_etag};
-use crate::body::{self, ByteRange, DataKey, HEADER_LEN};
+use super::parts::{PartSpan, check_part_list, part_spans};
+use super::response::{EtagHasher, etag, multipart_etag};
+use crate::body::{self, ByteRange, DataKey, HEADER_LEN, SealWriter};
 use crate::engine::{Engine, OpenWith, SealMode};
-use crate::error::{BodyError, Error, FormatError, KeyError};
+use crate::error::{BodyError, Error, KeyError};
 use crate::format::{
-    Envelope, MAX_ENVELOPE_LEN, MAX_PART_NUMBER, MAX_PLAINTEXT_LEN, Mode, ObjectBinding,
-    PART_LIST_MAC_LEN, Part, PartList,
+    Envelope, MAX_PART_NUMBER, MAX_PLAINTEXT_LEN, Mode, ObjectBinding, PART_LIST_MAC_LEN, Part,
+    PartList,
 };
 
 const MAC_KEY_LABEL: &[u8] = b"objseal/v1 part list key\0";
@@ -112,11 +110,14 @@ pub struct Completed {
 }
 
 /// Seals parts of one upload under its data key, unwrapped once; share it
-/// across threads to seal parts in parallel.
+/// across threads to seal parts in parallel. [`PartSealer::writer`] streams
+/// a part of any size (known or not) in bounded memory;
+/// [`PartSealer::seal`] seals a part held in memory.
 pub struct PartSealer {
     dek: DataKey,
     binding: ObjectBinding,
     mode: Mode,
+    batch: usize,
 }
 
 impl core::fmt::Debug for PartSealer {
@@ -204,6 +205,7 @@ impl MultipartUpload {
             dek,
             binding: self.envelope.binding.clone(),
             mode: self.envelope.mode,
+            batch: engine.stream_batch_chunks(),
         })
     }
 
@@ -300,15 +302,22 @@ impl MultipartUpload {
 }
 
 impl PartSealer {
-    /// Seals part `number` (1 to 10000) of the upload.
-    pub fn seal(&self, number: u32, plaintext: &[u8]) -> Result<SealedPart, S3Error> {
-        let part = self.binding.with_part(number).map_err(|_| {
+    /// The binding of part `number`, or S3's error for a number outside
+    /// 1..=10000.
+    fn part(&self, number: u32) -> Result<ObjectBinding, S3Error> {
+        self.binding.with_part(number).map_err(|_| {
             S3Error::invalid_argument(
                 "partNumber",
                 "Part number must be an integer between 1 and 10000, inclusive",
             )
-        })?;
-        let ctx = part.body_context();
+        })
+    }
+
+    /// Seals part `number` (1 to 10000) of the upload, held in memory (its
+    /// chunks sealed in parallel straight into the body); the record is the
+    /// one [`PartSealer::writer`] gives for the same bytes.
+    pub fn seal(&self, number: u32, plaintext: &[u8]) -> Result<SealedPart, S3Error> {
+        let ctx = self.part(number)?.body_context();
         let body = body::seal(&self.dek, &ctx, plaintext)
             .map_err(|e| ErrorMapping::default().map_error(e))?;
         let mut header = [0u8; HEADER_LEN];
@@ -321,6 +330,208 @@ impl PartSealer {
                 header,
             },
             body,
+        })
+    }
+
+    /// Starts streaming part `number` (1 to 10000) of the upload into
+    /// `inner` (the part's own storage: a file, a blob, a request body to
+    /// another store), of a length not known in advance (a chunked
+    /// `UploadPart`): the part's length is what was written when
+    /// [`PartWriter::finish`] is called, and the part list records it at
+    /// completion. Memory is two batches of chunks
+    /// ([`Engine::stream_batch_chunks`] of the engine the sealer came from),
+    /// whatever the part's size; the ETag is computed as the bytes pass.
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use objseal::sse::MultipartUpload;
+    /// use objseal::{CustomerKey, Engine, ObjectBinding, OpenWith, SealMode};
+    ///
+    /// let engine = Engine::builder().stream_batch_chunks(16).build();
+    /// let key = CustomerKey::generate()?;
+    /// let upload = MultipartUpload::create(&engine, &SealMode::C(&key), &ObjectBinding::new("b", "k")?).unwrap();
+    /// let sealer = upload.sealer(&engine, OpenWith::Customer(&key)).unwrap();
+    ///
+    /// let mut w = sealer.writer(3, Vec::new()).unwrap();
+    /// io::copy(&mut io::repeat(7).take(1_000_000), &mut w)?;
+    /// let part = w.finish().unwrap();
+    /// assert_eq!(part.record.number, 3);
+    /// assert_eq!(part.record.plaintext_len, 1_000_000);
+    /// assert_eq!(part.sealed_len, part.inner.len() as u64);
+    /// assert_eq!(part.record.header[..], part.inner[..56]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn writer<W: Write>(&self, number: u32, inner: W) -> Result<PartWriter<W>, S3Error> {
+        self.part_writer(number, None, inner)
+    }
+
+    /// As [`PartSealer::writer`], for a part whose length the client
+    /// declared (`Content-Length`): writing more fails at once, and
+    /// [`PartWriter::finish`] fails when fewer bytes came, both with
+    /// [`BodyError::DeclaredLength`] (S3's 400 `IncompleteBody` when short).
+    pub fn writer_sized<W: Write>(
+        &self,
+        number: u32,
+        plaintext_len: u64,
+        inner: W,
+    ) -> Result<PartWriter<W>, S3Error> {
+        self.part_writer(number, Some(plaintext_len), inner)
+    }
+
+    fn part_writer<W: Write>(
+        &self,
+        number: u32,
+        declared: Option<u64>,
+        inner: W,
+    ) -> Result<PartWriter<W>, S3Error> {
+        let ctx = self.part(number)?.body_context();
+        let tee = Tee {
+            inner,
+            stored: EtagHasher::new(self.mode),
+            header: [0u8; HEADER_LEN],
+            len: 0,
+        };
+        let inner = SealWriter::with_batch_chunks(tee, &self.dek, &ctx, self.batch)
+            .map_err(|e| ErrorMapping::default().map_error(e))?;
+        Ok(PartWriter {
+            number,
+            inner,
+            plaintext: EtagHasher::new(self.mode),
+            declared,
+            written: 0,
+        })
+    }
+}
+
+/// The sealed bytes of a part on their way to its storage: counted, their
+/// header kept, and hashed for the ETag (when it is of the stored bytes).
+struct Tee<W> {
+    inner: W,
+    stored: EtagHasher,
+    header: [u8; HEADER_LEN],
+    len: u64,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = &buf[..n];
+        if let Some(room) = self.header.get_mut(self.len as usize..) {
+            let k = room.len().min(done.len());
+            room[..k].copy_from_slice(&done[..k]);
+        }
+        self.stored.stored(done);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams one part of a multipart upload into its storage in bounded
+/// memory; see [`PartSealer::writer`]. A [`Write`]: errors are
+/// [`io::Error`]s (`objseal::Error::from` gives the typed error back).
+/// [`PartWriter::finish`] MUST be called: it seals the final chunk and
+/// gives the part's record.
+pub struct PartWriter<W: Write> {
+    number: u32,
+    inner: SealWriter<Tee<W>>,
+    plaintext: EtagHasher,
+    declared: Option<u64>,
+    written: u64,
+}
+
+impl<W: Write> core::fmt::Debug for PartWriter<W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PartWriter")
+            .field("number", &self.number)
+            .field("declared", &self.declared)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A part written by a [`PartWriter`].
+#[derive(Debug)]
+pub struct WrittenPart<W> {
+    /// What the store keeps of the part besides its body (number, length,
+    /// ETag, header), as [`SealedPart::record`].
+    pub record: UploadedPart,
+    /// The length of the part's body as written to its storage
+    /// ([`body::sealed_len`] of its plaintext length).
+    pub sealed_len: u64,
+    /// The writer the body went to.
+    pub inner: W,
+}
+
+impl<W: Write> Write for PartWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let received = self.written + buf.len() as u64;
+        if let Some(declared) = self.declared
+            && received > declared
+        {
+            return Err(Error::from(BodyError::DeclaredLength { declared, received }).into_io());
+        }
+        if received > MAX_PLAINTEXT_LEN {
+            return Err(Error::from(BodyError::TooLong {
+                what: "plaintext",
+                len: received,
+            })
+            .into_io());
+        }
+        let n = self.inner.write(buf)?;
+        self.plaintext.plaintext(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> PartWriter<W> {
+    /// The part number.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// Plaintext bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Seals the final chunk, flushes, and returns the part's record and
+    /// the inner writer. Fails when fewer bytes than declared were written
+    /// ([`PartSealer::writer_sized`]), and with the inner writer's errors.
+    pub fn finish(self) -> Result<WrittenPart<W>, S3Error> {
+        let map = |e: Error| ErrorMapping::default().map_error(e);
+        if let Some(declared) = self.declared
+            && self.written != declared
+        {
+            return Err(map(BodyError::DeclaredLength {
+                declared,
+                received: self.written,
+            }
+            .into()));
+        }
+        let tee = self.inner.finish().map_err(map)?;
+        let etag = if self.plaintext.wants_plaintext() {
+            self.plaintext.finish()
+        } else {
+            tee.stored.finish()
+        };
+        Ok(WrittenPart {
+            record: UploadedPart {
+                number: self.number,
+                plaintext_len: self.written,
+                etag,
+                header: tee.header,
+            },
+            sealed_len: tee.len,
+            inner: tee.inner,
         })
     }
 }
@@ -358,7 +569,7 @@ fn part_list_mac(
 }
 
 /// The envelope as it was at creation: what its wrapped key is bound to.
-fn creation_view(env: &Envelope) -> Envelope {
+pub(super) fn creation_view(env: &Envelope) -> Envelope {
     Envelope {
         plaintext_len: 0,
         parts: None,
@@ -366,67 +577,19 @@ fn creation_view(env: &Envelope) -> Envelope {
     }
 }
 
-/// Where one part of a multipart object lies.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    /// Part number.
-    number: u32,
-    /// Where the part's plaintext starts in the object's plaintext.
-    offset: u64,
-    /// Plaintext length.
-    len: u64,
-    /// Where the part's body starts, counted from the first part body.
-    at: u64,
-    /// Length of the part's body.
-    sealed: u64,
-}
-
-impl Span {
-    /// Whether the part holds bytes of the resolved range `start..end`, and
-    /// which of its own bytes.
-    fn piece(&self, start: u64, end: u64) -> Option<core::ops::Range<u64>> {
-        let part_end = self.offset + self.len;
-        (self.offset < end && part_end > start)
-            .then(|| start.max(self.offset) - self.offset..end.min(part_end) - self.offset)
-    }
-}
-
-/// Lays the listed parts out over `body_len` bytes of part bodies; refuses a
-/// list whose bodies do not fill them exactly, or whose lengths do not add
-/// up to the envelope's plaintext length.
-fn spans(env: &Envelope, body_len: u64) -> Result<Vec<Span>, Error> {
-    let Some(list) = &env.parts else {
-        return Err(BodyError::PartListMismatch.into());
-    };
-    let mut out = Vec::with_capacity(list.parts.len());
-    let (mut at, mut offset) = (0u64, 0u64);
-    for p in &list.parts {
-        let sealed = body::sealed_len(p.plaintext_len)?;
-        let Some(end) = at.checked_add(sealed).filter(|e| *e <= body_len) else {
-            return Err(BodyError::PartListMismatch.into());
-        };
-        out.push(Span {
-            number: p.number,
-            offset,
-            len: p.plaintext_len,
-            at,
-            sealed,
-        });
-        at = end;
-        offset = offset.saturating_add(p.plaintext_len);
-    }
-    if at != body_len || offset != env.plaintext_len {
-        return Err(BodyError::PartListMismatch.into());
-    }
-    Ok(out)
-}
-
 /// Compares the part-list MAC over `headers` (the part bodies' first 56
 /// bytes, in list order) with the envelope's, in constant time.
-fn check_mac(dek: &DataKey, env: &Envelope, headers: &[&[u8; HEADER_LEN]]) -> Result<(), Error> {
+pub(super) fn check_mac(
+    dek: &DataKey,
+    env: &Envelope,
+    headers: &[&[u8; HEADER_LEN]],
+) -> Result<(), Error> {
     let Some(list) = &env.parts else {
         return Err(BodyError::PartListMismatch.into());
     };
+    if headers.len() != list.parts.len() {
+        return Err(BodyError::PartListMismatch.into());
+    }
     let mac = part_list_mac(dek, env, &list.parts, headers);
     if !bool::from(mac.ct_eq(&list.mac)) {
         return Err(BodyError::PartListMismatch.into());
@@ -434,43 +597,39 @@ fn check_mac(dek: &DataKey, env: &Envelope, headers: &[&[u8; HEADER_LEN]]) -> Re
     Ok(())
 }
 
-/// A multipart object's parts checked against its MAC: the data key, and
-/// each part's number, plaintext offset, body slice and plaintext length.
-struct Checked<'b> {
-    dek: DataKey,
-    parts: Vec<(u32, u64, &'b [u8], u64)>,
-}
+/// Each part's span and body, in list order.
+type PartBodies<'b> = Vec<(PartSpan, &'b [u8])>;
 
-fn check_multipart<'b>(
+/// A multipart object in memory, its part list checked: the data key and
+/// each part's span and body.
+fn check_in_memory<'b>(
     engine: &Engine,
     with: OpenWith<'_>,
     binding: &ObjectBinding,
     env: &Envelope,
     body: &'b [u8],
-) -> Result<Checked<'b>, Error> {
-    if env.parts.is_none() {
+) -> Result<(DataKey, PartBodies<'b>), Error> {
+    let spans = part_spans(env)?;
+    let mut parts = Vec::with_capacity(spans.len());
+    let mut rest = body;
+    for s in spans {
+        let n = usize::try_from(s.sealed_len)
+            .ok()
+            .filter(|n| *n <= rest.len())
+            .ok_or(BodyError::PartListMismatch)?;
+        let (part, tail) = rest.split_at(n);
+        parts.push((s, part));
+        rest = tail;
+    }
+    if !rest.is_empty() {
         return Err(BodyError::PartListMismatch.into());
     }
-    let dek = engine.data_key(with, binding, &creation_view(env))?;
-    let spans = spans(env, body.len() as u64)?;
-    let parts: Vec<(u32, u64, &'b [u8], u64)> = spans
+    let headers: Vec<[u8; HEADER_LEN]> = parts
         .iter()
-        .map(|s| {
-            let from = s.at as usize;
-            (
-                s.number,
-                s.offset,
-                &body[from..from + s.sealed as usize],
-                s.len,
-            )
-        })
+        .map(|(_, b)| b[..HEADER_LEN].try_into().expect("sealed_len >= header"))
         .collect();
-    let headers: Vec<&[u8; HEADER_LEN]> = parts
-        .iter()
-        .map(|(_, _, b, _)| b[..HEADER_LEN].try_into().expect("sealed_len >= header"))
-        .collect();
-    check_mac(&dek, env, &headers)?;
-    Ok(Checked { dek, parts })
+    let dek = check_part_list(engine, with, binding, env, &headers)?;
+    Ok((dek, parts))
 }
 
 /// Opens a stored object, single-part or multipart, read as `binding`.
@@ -495,26 +654,25 @@ pub fn open_object_detached(
     if env.parts.is_none() {
         return engine.open_detached(with, binding, env, body);
     }
-    let checked = check_multipart(engine, with, binding, env, body)?;
+    let (dek, parts) = check_in_memory(engine, with, binding, env, body)?;
     let total = usize::try_from(env.plaintext_len).map_err(|_| BodyError::TooLong {
         what: "plaintext",
         len: env.plaintext_len,
     })?;
     let mut out = zeroize::Zeroizing::new(vec![0u8; total]);
-    let mut slices = Vec::with_capacity(checked.parts.len());
+    let mut slices = Vec::with_capacity(parts.len());
     let mut rest: &mut [u8] = &mut out;
-    for (_, _, _, len) in &checked.parts {
-        let (head, tail) = rest.split_at_mut(*len as usize);
+    for (s, _) in &parts {
+        let (head, tail) = rest.split_at_mut(s.len as usize);
         slices.push(head);
         rest = tail;
     }
-    checked
-        .parts
+    parts
         .par_iter()
         .zip(slices.into_par_iter())
-        .try_for_each(|((number, _, part_body, _), dst)| {
-            let ctx = binding.with_part(*number)?.body_context();
-            body::open_into(&checked.dek, &ctx, part_body, dst)
+        .try_for_each(|((s, part_body), dst)| {
+            let ctx = binding.with_part(s.number)?.body_context();
+            body::open_into(&dek, &ctx, part_body, dst)
         })?;
     Ok(core::mem::take(&mut *out))
 }
@@ -537,20 +695,19 @@ pub fn open_object_range(
     if let Some(e) = range.reversed() {
         return Err(e.into());
     }
-    let checked = check_multipart(engine, with, binding, &env, body)?;
+    let (dek, parts) = check_in_memory(engine, with, binding, &env, body)?;
     let r = range.resolve(env.plaintext_len);
     if let Some(e) = r.unsatisfiable {
         return Err(e.into());
     }
-    let pieces: Vec<Vec<u8>> = checked
-        .parts
+    let pieces: Vec<Vec<u8>> = parts
         .par_iter()
-        .filter(|(_, off, _, len)| *off < r.end && off + len > r.start)
-        .map(|(number, off, part_body, len)| {
-            let from = r.start.max(*off) - off;
-            let to = r.end.min(off + len) - off;
-            let ctx = binding.with_part(*number)?.body_context();
-            body::open_range(&checked.dek, &ctx, part_body, from..to)
+        .filter(|(s, _)| s.offset < r.end && s.offset + s.len > r.start)
+        .map(|(s, part_body)| {
+            let from = r.start.max(s.offset) - s.offset;
+            let to = r.end.min(s.offset + s.len) - s.offset;
+            let ctx = binding.with_part(s.number)?.body_context();
+            body::open_range(&dek, &ctx, part_body, from..to)
         })
         .collect::<Result<_, Error>>()?;
     Ok(pieces.concat())
@@ -573,290 +730,4 @@ pub fn rewrap_envelope(
     out.plaintext_len = env.plaintext_len;
     out.parts = env.parts.clone();
     Ok(out)
-}
-
-/// A completed multipart object stored in a regular file — its envelope
-/// followed by the part bodies in list order, as [`Completed`] describes —
-/// read with positioned reads and in bounded memory, like
-/// [`Engine::open_file_range`] and [`Engine::open_reader`] read a
-/// single-part object.
-///
-/// [`MultipartFile::open`] reads the envelope and each part's 56-byte header
-/// and checks the part list against its MAC (`docs/FORMAT.md` §6) before
-/// any part is decrypted; [`MultipartFile::open_range`] then decrypts only
-/// the chunks a range touches, across part boundaries, and
-/// [`MultipartFile::into_reader`] streams the whole plaintext part after
-/// part, each batch of chunks released only once it authenticated.
-///
-/// ```
-/// use std::io::{Read, Write};
-/// use objseal::sse::{CompletedPart, MultipartFile, MultipartUpload};
-/// use objseal::{CustomerKey, Engine, ObjectBinding, OpenWith, SealMode};
-///
-/// let engine = Engine::builder().build();
-/// let key = CustomerKey::generate()?;
-/// let object = ObjectBinding::new("b", "k")?;
-/// let upload = MultipartUpload::create(&engine, &SealMode::C(&key), &object).unwrap();
-/// let with = OpenWith::Customer(&key);
-/// let one = upload.upload_part(&engine, with, 1, &[1u8; 20_000]).unwrap();
-/// let two = upload.upload_part(&engine, with, 2, &[2u8; 300]).unwrap();
-/// let asked: Vec<CompletedPart> = [&one, &two]
-///     .iter()
-///     .map(|p| CompletedPart { number: p.record.number, etag: p.record.etag.clone() })
-///     .collect();
-/// let done = upload
-///     .complete(&engine, with, &asked, &[one.record.clone(), two.record.clone()])
-///     .unwrap();
-///
-/// let dir = tempfile::tempdir()?;
-/// let path = dir.path().join("object");
-/// let mut f = std::fs::File::create(&path)?;
-/// f.write_all(&done.envelope.encode()?)?;
-/// f.write_all(&one.body)?;
-/// f.write_all(&two.body)?;
-/// drop(f);
-///
-/// let file = MultipartFile::open(&engine, with, &object, &path)?;
-/// assert_eq!(file.open_range(19_999..20_002)?, [1, 2, 2]);
-/// let mut all = Vec::new();
-/// file.into_reader().read_to_end(&mut all)?;
-/// assert_eq!(all.len(), 20_300);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct MultipartFile {
-    file: Arc<File>,
-    path: PathBuf,
-    dek: DataKey,
-    binding: ObjectBinding,
-    envelope: Envelope,
-    /// Where the first part body starts in the file.
-    base: u64,
-    /// Each part, with the header its MAC was checked over.
-    parts: Vec<(Span, [u8; HEADER_LEN])>,
-}
-
-impl core::fmt::Debug for MultipartFile {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MultipartFile")
-            .field("path", &self.path)
-            .field("binding", &self.binding)
-            .field("parts", &self.parts.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl MultipartFile {
-    /// Opens the multipart object stored in the regular file `src`, read as
-    /// `binding`: parses its envelope, unwraps the data key (as
-    /// [`open_object`] does) and checks the part list against the part
-    /// bodies' headers and the MAC. A single-part object is refused with
-    /// [`FormatError::OutOfBounds`] on its part count (open it with
-    /// [`Engine::open_reader`]); a file that is not a regular file (a FIFO,
-    /// device, socket or directory) with an [`Error::Io`] of kind
-    /// `InvalidInput`, checked before it is opened.
-    pub fn open(
-        engine: &Engine,
-        with: OpenWith<'_>,
-        binding: &ObjectBinding,
-        src: &Path,
-    ) -> Result<Self, Error> {
-        let io_err = |e| Error::io_at(src, e);
-        // Checked before opening too, so that opening a FIFO cannot block.
-        if !std::fs::metadata(src).map_err(io_err)?.is_file() {
-            return Err(body::file::not_regular(src));
-        }
-        let file = File::open(src).map_err(io_err)?;
-        let meta = file.metadata().map_err(io_err)?;
-        if !meta.is_file() {
-            return Err(body::file::not_regular(src));
-        }
-        let mut head = vec![0u8; meta.len().min(MAX_ENVELOPE_LEN as u64) as usize];
-        body::file::read_exact_at(&file, &mut head, 0).map_err(io_err)?;
-        let (envelope, used) = Envelope::parse_prefix(&head)?;
-        if envelope.parts.is_none() {
-            return Err(FormatError::OutOfBounds {
-                field: "part count (a multipart object's)",
-                value: 0,
-                min: 1,
-                max: MAX_PART_NUMBER.into(),
-            }
-            .into());
-        }
-        let base = used as u64;
-        let dek = engine.data_key(with, binding, &creation_view(&envelope))?;
-        let spans = spans(&envelope, meta.len() - base)?;
-        let mut parts = Vec::with_capacity(spans.len());
-        for s in spans {
-            let mut header = [0u8; HEADER_LEN];
-            body::file::read_exact_at(&file, &mut header, base + s.at).map_err(io_err)?;
-            parts.push((s, header));
-        }
-        let headers: Vec<&[u8; HEADER_LEN]> = parts.iter().map(|(_, h)| h).collect();
-        check_mac(&dek, &envelope, &headers)?;
-        Ok(MultipartFile {
-            file: Arc::new(file),
-            path: src.to_path_buf(),
-            dek,
-            binding: binding.clone(),
-            envelope,
-            base,
-            parts,
-        })
-    }
-
-    /// The object's envelope.
-    pub fn envelope(&self) -> &Envelope {
-        &self.envelope
-    }
-
-    /// Opens the bytes `range` of the object (see [`ByteRange`]; the part
-    /// lengths are authenticated by the MAC), decrypting only the chunks of
-    /// the parts it touches, in parallel.
-    pub fn open_range(&self, range: impl Into<ByteRange>) -> Result<Vec<u8>, Error> {
-        let range = range.into();
-        if let Some(e) = range.reversed() {
-            return Err(e.into());
-        }
-        let r = range.resolve(self.envelope.plaintext_len);
-        if let Some(e) = r.unsatisfiable {
-            return Err(e.into());
-        }
-        let pieces: Vec<Vec<u8>> = self
-            .parts
-            .par_iter()
-            .filter_map(|(s, header)| s.piece(r.start, r.end).map(|p| (s, header, p)))
-            .map(|(s, header, piece)| {
-                let ctx = self.binding.with_part(s.number)?.body_context();
-                let file = self
-                    .file
-                    .try_clone()
-                    .map_err(|e| Error::io_at(&self.path, e))?;
-                body::file::open_file_slice_range(
-                    &self.dek,
-                    &ctx,
-                    file,
-                    &self.path,
-                    self.base + s.at,
-                    s.sealed,
-                    header,
-                    piece.into(),
-                )
-            })
-            .collect::<Result<_, Error>>()?;
-        Ok(pieces.concat())
-    }
-
-    /// A reader of the whole plaintext, part after part.
-    pub fn into_reader(self) -> MultipartReader {
-        MultipartReader {
-            file: self,
-            next: 0,
-            current: None,
-            failed: false,
-        }
-    }
-}
-
-/// Bytes `pos..end` of a shared file, read with positioned reads; a file
-/// that ends before `end` is an `UnexpectedEof` error.
-struct FileSlice {
-    file: Arc<File>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for FileSlice {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
-        let want = buf.len().min(left);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = body::file::read_at(&self.file, &mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file got shorter while it was read",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-type PartReader = body::OpenReader<io::Chain<io::Cursor<[u8; HEADER_LEN]>, FileSlice>>;
-
-/// The whole plaintext of a [`MultipartFile`], part after part: each part
-/// is opened with a [`body::OpenReader`] from the header the part-list MAC
-/// was checked over, so a part body replaced after the check fails its
-/// chunks. After an error every later read fails too.
-pub struct MultipartReader {
-    file: MultipartFile,
-    /// Index of the next part to start.
-    next: usize,
-    current: Option<PartReader>,
-    failed: bool,
-}
-
-impl core::fmt::Debug for MultipartReader {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MultipartReader")
-            .field("file", &self.file)
-            .field("next_part", &self.next)
-            .field("failed", &self.failed)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MultipartReader {
-    /// Starts the part at index `self.next`.
-    fn start_next(&mut self) -> Result<Option<PartReader>, Error> {
-        let Some((s, header)) = self.file.parts.get(self.next) else {
-            return Ok(None);
-        };
-        self.next += 1;
-        let ctx = self.file.binding.with_part(s.number)?.body_context();
-        let from = self.file.base + s.at;
-        let rest = FileSlice {
-            file: Arc::clone(&self.file.file),
-            pos: from + HEADER_LEN as u64,
-            end: from + s.sealed,
-        };
-        let r = body::OpenReader::new(io::Cursor::new(*header).chain(rest), &self.file.dek, &ctx)?;
-        Ok(Some(r))
-    }
-}
-
-impl Read for MultipartReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.failed {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "an earlier read of this multipart object failed",
-            ));
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            if let Some(r) = &mut self.current {
-                match r.read(buf) {
-                    Ok(0) => self.current = None,
-                    Ok(n) => return Ok(n),
-                    Err(e) => {
-                        self.failed = true;
-                        return Err(e);
-                    }
-                }
-            }
-            match self.start_next() {
-                Ok(Some(r)) => self.current = Some(r),
-                Ok(None) => return Ok(0),
-                Err(e) => {
-                    self.failed = true;
-                    return Err(e.into_io());
-                }
-            }
-        }
-    }
 }
