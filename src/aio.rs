@@ -385,6 +385,25 @@ where
     })
 }
 
+/// Runs `work` on the blocking pool with a `Read` over `input` (a request
+/// body), and returns what it returns: for any synchronous consumer of a
+/// body, such as a part writer ([`crate::sse::PartSealer::writer`]) or a
+/// copy ([`crate::sse::copy_stream`]) into storage.
+pub async fn consume_stream<S, T, F>(input: S, work: F) -> Result<T, Error>
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Read) -> Result<T, Error> + Send + 'static,
+{
+    let mut reader = input_reader(input);
+    tokio::task::spawn_blocking(move || work(&mut reader))
+        .await
+        .map_err(|e| Error::Io {
+            path: None,
+            source: io::Error::other(format!("the blocking task ended abnormally: {e}")),
+        })?
+}
+
 /// Runs a reader built on the blocking pool (by `make`, which may unwrap
 /// keys and call the KMS) and streams what it reads: for range reads and
 /// any other synchronous reader of the library.
