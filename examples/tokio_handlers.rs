@@ -52,9 +52,7 @@ impl Store {
     fn save_meta(&self, key: &str, meta: &Meta) -> Result<(), S3Error> {
         let text = format!("{}\n{}\n", meta.envelope.to_base64()?, meta.etag);
         let staged = StagedFile::create(self.dir.join(format!("{key}.env")))?;
-        (&*staged.file())
-            .write_all(text.as_bytes())
-            .map_err(internal)?;
+        staged.file().write_all(text.as_bytes()).map_err(internal)?;
         staged.commit()?;
         Ok(())
     }
@@ -137,7 +135,7 @@ fn put_blocking(
     }
     writer.finish()?.flush().map_err(internal)?;
     if !etag.wants_plaintext() {
-        let mut f = &*staged.file();
+        let mut f = staged.file();
         io::Seek::rewind(&mut f).map_err(internal)?;
         io::copy(&mut f, &mut HashWriter(&mut etag)).map_err(internal)?;
     }
