@@ -88,3 +88,11 @@ mod sse_headers;
 fn replay_sse_headers() {
     replay("sse_headers", sse_headers::run);
 }
+
+#[path = "../fuzz/logic/range_header.rs"]
+mod range_header;
+
+#[test]
+fn replay_range_header() {
+    replay("range_header", range_header::run);
+}
