@@ -11,7 +11,7 @@
 //! the section of `docs/FORMAT.md` it follows. objseal is used only to make
 //! the objects.
 
-#![cfg(all(feature = "cli", unix))]
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -97,6 +97,8 @@ impl<'a> Cur<'a> {
 /// §1: the envelope fields.
 struct Envelope {
     mode: u8,
+    /// Flag 01: the body's size gives the plaintext length.
+    length_from_body: bool,
     plaintext_len: u64,
     bucket: String,
     key: String,
@@ -117,7 +119,7 @@ fn parse_envelope(bytes: &[u8]) -> R<(Envelope, usize)> {
         return Err("bad magic".into());
     }
     let [version, algorithm, mode, flags] = c.arr::<4>("header")?;
-    if version != 1 || algorithm != 1 || !(1..=3).contains(&mode) || flags != 0 {
+    if version != 1 || algorithm != 1 || !(1..=3).contains(&mode) || flags & !1 != 0 {
         return Err(format!(
             "unsupported header {version} {algorithm} {mode} {flags}"
         ));
@@ -125,6 +127,10 @@ fn parse_envelope(bytes: &[u8]) -> R<(Envelope, usize)> {
     let plaintext_len = c.u64("plaintext length")?;
     if plaintext_len > 1 << 62 {
         return Err("plaintext length out of bounds".into());
+    }
+    let length_from_body = flags & 1 == 1;
+    if length_from_body && plaintext_len != 0 {
+        return Err("flag 01 with a stored length".into());
     }
     let bucket = c.utf8(1, 255, "bucket")?;
     let key = c.utf8(1, 1024, "object key")?;
@@ -174,6 +180,7 @@ fn parse_envelope(bytes: &[u8]) -> R<(Envelope, usize)> {
     };
     let env = Envelope {
         mode,
+        length_from_body,
         plaintext_len,
         bucket,
         key,
@@ -459,9 +466,26 @@ fn open_object(home: &Path, object: &[u8], customer_key: Option<&[u8; 32]>) -> R
             *ck
         }
     };
-    // Step 3: unwrap the data key (§5), plaintext length 0 for multipart.
-    let l_w = if env.mac.is_some() {
+    // Step 3: unwrap the data key (§5): the plaintext length, 0 for
+    // multipart, 2^64 - 1 for flag 01.
+    let l_w = if env.length_from_body {
+        u64::MAX
+    } else if env.mac.is_some() {
         0
+    } else {
+        env.plaintext_len
+    };
+    // §1: with flag 01, the length the body's size gives.
+    let plaintext_len = if env.length_from_body {
+        let n = body.len() as u64;
+        let (q, r) = (
+            (n.checked_sub(56).ok_or("body too short")?) / 16400,
+            (n - 56) % 16400,
+        );
+        if r < 16 {
+            return Err("the body cannot end in a final chunk".into());
+        }
+        16384 * q + r - 16
     } else {
         env.plaintext_len
     };
@@ -483,7 +507,7 @@ fn open_object(home: &Path, object: &[u8], customer_key: Option<&[u8; 32]>) -> R
     // Steps 4 and 5: the body, or the parts' bodies.
     let plaintext = match env.mac {
         None => {
-            if body.len() as u64 != sealed_len(env.plaintext_len) {
+            if body.len() as u64 != sealed_len(plaintext_len) {
                 return Err("body length does not match the envelope".into());
             }
             open_body(&dk, &body_context(&bucket, &key, part), body)?
@@ -521,7 +545,7 @@ fn open_object(home: &Path, object: &[u8], customer_key: Option<&[u8; 32]>) -> R
             out
         }
     };
-    if plaintext.len() as u64 != env.plaintext_len {
+    if plaintext.len() as u64 != plaintext_len {
         return Err("plaintext length differs from the envelope's".into());
     }
     Ok(Opened {
@@ -586,6 +610,29 @@ impl Fixture {
         args.extend_from_slice(flags);
         self.cli(&args);
         std::fs::read(self.path(&out)).unwrap()
+    }
+
+    /// Seals `data` from stdin, without `--size` (length unknown: flag 01).
+    fn seal_stdin(&self, key: &str, data: &[u8], flags: &[&str]) -> Vec<u8> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_objseal"))
+            .arg("--home")
+            .arg(self.home())
+            .arg("--quiet")
+            .args(["seal", "-", "--key", key, "-o", "-"])
+            .args(flags)
+            .current_dir(self.dir.path())
+            .env_remove("OBJSEAL_HOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = data.to_vec();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success());
+        out.stdout
     }
 
     /// A 0600 file of 32 raw key bytes.
@@ -653,6 +700,17 @@ fn objects_sealed_by_the_cli_open_from_the_home_alone() {
             (o.mode, o.key_id.as_str(), o.key_version),
             (1, "objseal-s3", version)
         );
+    }
+
+    // Sealed from stdin with no length given: the envelope has flag 01 and
+    // the body's size gives the length (§1), at and off chunk edges.
+    for (n, len) in [(0usize, 0usize), (1, 16_384), (2, 40_000)] {
+        let want = data(len, 10 + n as u64);
+        let obj = fx.seal_stdin(&format!("stdin-{n}"), &want, &[]);
+        assert_eq!(obj[7], 1, "flag 01");
+        reads_back(&home, &obj, None, &want);
+        let obj = fx.seal_stdin(&format!("stdin-kms-{n}"), &want, &["--sse", "kms"]);
+        reads_back(&home, &obj, None, &want);
     }
 
     // SSE-KMS: the default key, a caller context, a bucket key, another key,

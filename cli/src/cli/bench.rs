@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Thread counts to run (default: 1 and every core).
     #[arg(long, num_args = 1..)]
     threads: Vec<usize>,
-    /// `all`, or one backend name (portable, aesni-clmul, vaes-clmul-avx2).
+    /// `all`, or one backend name (portable, aesni-clmul, vaes-clmul-avx2, vaes-clmul-avx512).
     #[arg(long, default_value = "all")]
     backend: String,
     /// Machine-readable output.

@@ -1,8 +1,6 @@
 //! The `objseal` binary, run for real: every command and mode, stdin/stdout,
 //! ranges, and each failure's exit code, message and (absent) output.
 
-#![cfg(feature = "cli")]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

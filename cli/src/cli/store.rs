@@ -25,41 +25,10 @@ const MARKER_FILE: &str = "home.json";
 const LOCK_FILE: &str = ".objseal.lock";
 
 /// Takes the home's lock (an advisory lock on `.objseal.lock`), waiting at
-/// most the store lock timeout.
-fn lock_home(home: &Path) -> Result<std::fs::File, Error> {
-    let path = home.join(LOCK_FILE);
-    if let Ok(m) = std::fs::symlink_metadata(&path)
-        && !m.is_file()
-    {
-        return Err(Error::Key(KeyError::NotRegularFile {
-            path,
-            kind: "special file",
-        }));
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let file = opts.open(&path).map_err(|e| io_error(&path, e))?;
-    let deadline = std::time::Instant::now() + lock_timeout();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Key(KeyError::LockTimeout {
-                    path,
-                    waited_ms: u64::try_from(lock_timeout().as_millis()).unwrap_or(u64::MAX),
-                }));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&path, e)),
-        }
-    }
+/// most the store lock timeout; a link, FIFO or device there is refused
+/// without blocking.
+fn lock_home(home: &Path) -> Result<objseal::fs::FileLock, Error> {
+    objseal::fs::FileLock::acquire(&home.join(LOCK_FILE))
 }
 
 /// The store lock timeout: `$OBJSEAL_LOCK_TIMEOUT` seconds, else 10 s.
@@ -194,7 +163,19 @@ impl Store {
             (keyring, kms)
         } else {
             // First use (or a store made before the marker existed: adopt
-            // what is there, create what is not).
+            // what is there, create what is not). A keyring is created only
+            // where no other part of a store is: with a local KMS already
+            // there, a missing keyring was lost (the marker with it), not
+            // never made.
+            let kms_used = std::fs::symlink_metadata(kms_dir.join("keys.json")).is_ok()
+                || std::fs::symlink_metadata(kms_dir.join("audit.jsonl"))
+                    .is_ok_and(|m| m.len() > 0);
+            if kms_used && std::fs::symlink_metadata(&ring_path).is_err() {
+                return Err(at(Error::Key(KeyError::StoreMissing {
+                    path: ring_path,
+                    reason: format!("{} holds a local KMS of this store", kms_dir.display()),
+                })));
+            }
             let (keyring, _) = Keyring::open_or_create(&ring_path, KEYRING_ID).map_err(at)?;
             let kms = LocalKms::open(&kms_dir, REGION, ACCOUNT).map_err(at)?;
             match kms.describe_key(DEFAULT_ALIAS) {

@@ -8,8 +8,6 @@
 //! successful command set, and the audit log parses and holds exactly one
 //! record per KMS operation.
 
-#![cfg(feature = "cli")]
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};

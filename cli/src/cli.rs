@@ -6,6 +6,7 @@ mod fsout;
 mod inspect;
 mod keys;
 mod object;
+mod serve;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,12 @@ enum Command {
     /// Measure seal/open throughput per backend and thread count.
     #[command(after_help = bench::HELP)]
     Bench(bench::BenchArgs),
+    /// Serve an S3-compatible endpoint that stores every object sealed.
+    #[command(after_help = serve::SERVE_HELP)]
+    Serve(serve::ServeArgs),
+    /// Manage the S3 endpoint's users and access keys.
+    #[command(subcommand, after_help = serve::USERS_HELP)]
+    Users(serve::UsersCommand),
 }
 
 /// What every command gets besides its own arguments.
@@ -119,6 +126,8 @@ pub fn main() -> ExitCode {
         Command::Kms(c) => keys::kms(&ctx, c),
         Command::Rewrap(a) => object::rewrap(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Serve(a) => serve::serve(&ctx, a),
+        Command::Users(c) => serve::users(&ctx, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

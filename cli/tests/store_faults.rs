@@ -3,7 +3,7 @@
 //! and hostile files in the home (missing store files, links, FIFOs,
 //! directories, held locks, stale temporary files).
 
-#![cfg(all(feature = "cli", target_os = "linux"))]
+#![cfg(target_os = "linux")]
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
