@@ -21,6 +21,9 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use objseal::cipher::{Aes256Gcm, Backend};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
+/// A named key set-up plus one seal, timed per call.
+type Setup = (String, Box<dyn Fn(&mut [u8])>);
+
 const SIZES: [usize; 5] = [64, 1024, 16 * 1024, 64 * 1024, 1024 * 1024];
 const KEY: [u8; 32] = [0x5a; 32];
 const NONCE: [u8; 12] = [0xa5; 12];
@@ -191,7 +194,7 @@ fn body_versus_memcpy(rounds: usize) {
 fn key_setup(rounds: usize) {
     const PER_ROUND: usize = 200;
     let mut msg = [0x11u8; 64];
-    let mut setups: Vec<(String, Box<dyn Fn(&mut [u8])>)> = Vec::new();
+    let mut setups: Vec<Setup> = Vec::new();
     for backend in Backend::available() {
         setups.push((
             backend.to_string(),
