@@ -13,6 +13,14 @@
 //! `CONTENDERS=a,b` to time only those, `SIZES=64,1024` only those sizes,
 //! `BODY=0` to skip the 256 MiB body run, `ALIGN=n` to start every buffer
 //! n bytes past a 64-byte boundary).
+//!
+//! The table is also written as CSV (`target/ratios/ratios.csv`: op, size,
+//! contender, median GB/s, cycles per byte) and drawn as an SVG plot
+//! (`target/ratios/ratios.svg`: GB/s by message size, one line per
+//! contender and backend, seal and open side by side, the CPU's model and
+//! AES-related flags from `/proc/cpuinfo` in the title); `RATIOS_OUT=dir`
+//! writes them elsewhere. `docs/ratios.svg`, shown in the README, is one
+//! such plot.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -270,6 +278,8 @@ fn main() {
         Ok(v) => v.split(',').map(|s| s.trim().parse().unwrap()).collect(),
         Err(_) => SIZES.to_vec(),
     };
+    // (op, size, contender, GB/s, cycles per byte), for the CSV and plot.
+    let mut rows: Vec<(&str, usize, String, f64, f64)> = Vec::new();
     for seal in [true, false] {
         for &size in &sizes {
             let count = (POOL_BYTES / size).max(1);
@@ -319,6 +329,10 @@ fn main() {
                 let m = median(&mut t);
                 print!(" {:>6.2} ({:.2}cpb)", 1.0 / m, m * ghz);
             }
+            for (c, t) in all.iter().zip(&times) {
+                let m = median(&mut t.clone());
+                rows.push((op, size, c.name.clone(), 1.0 / m, m * ghz));
+            }
             // Median over rounds of (the faster of `b` in that round) / `a`.
             let ratio = |a: &str, b: &[&str]| -> Option<f64> {
                 let ia = all.iter().position(|c| c.name == a)?;
@@ -354,8 +368,209 @@ fn main() {
             println!();
         }
     }
+    let names: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
+    write_outputs(&rows, &names, ghz, rounds);
     key_setup(rounds);
     if std::env::var("BODY").as_deref() != Ok("0") {
         body_versus_memcpy((rounds / 5).max(5));
     }
+}
+
+/// The CPU's model name and the flags that decide the backends, from
+/// `/proc/cpuinfo` (empty where there is none).
+fn cpu_name() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let model = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let flags = field("flags").unwrap_or_default();
+    let have: Vec<&str> = flags.split_whitespace().collect();
+    let wanted = [
+        "aes",
+        "pclmulqdq",
+        "avx2",
+        "vaes",
+        "vpclmulqdq",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+    ];
+    let present: Vec<&str> = wanted.into_iter().filter(|f| have.contains(f)).collect();
+    if present.is_empty() {
+        model
+    } else {
+        format!("{model} ({})", present.join(" "))
+    }
+}
+
+/// Writes the table as CSV and as an SVG plot into `RATIOS_OUT` (default
+/// `target/ratios`), and says where.
+fn write_outputs(
+    rows: &[(&str, usize, String, f64, f64)],
+    names: &[String],
+    ghz: f64,
+    rounds: usize,
+) {
+    let dir = match std::env::var_os("RATIOS_OUT") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target/tmp has a parent")
+            .join("ratios"),
+    };
+    let cpu = cpu_name();
+    let mut csv = String::from("op,size_bytes,contender,gb_per_s,cycles_per_byte\n");
+    for (op, size, name, gbs, cpb) in rows {
+        csv.push_str(&format!("{op},{size},{name},{gbs:.4},{cpb:.4}\n"));
+    }
+    let svg = svg_plot(rows, names, &format!("{cpu}, {ghz:.2} GHz"), rounds);
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("ratios.csv"), csv))
+        .and_then(|()| std::fs::write(dir.join("ratios.svg"), svg));
+    match written {
+        Ok(()) => println!(
+            "table: {}, plot: {}",
+            dir.join("ratios.csv").display(),
+            dir.join("ratios.svg").display()
+        ),
+        Err(e) => eprintln!("could not write {}: {e}", dir.display()),
+    }
+}
+
+/// `text` with the XML specials escaped.
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A size in bytes as `64 B`, `16 KiB`, `1 MiB`.
+fn size_label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+/// Two panels (seal, open) of GB/s against message size on a log scale,
+/// one line per contender, drawn as plain SVG (no plotting dependency).
+fn svg_plot(
+    rows: &[(&str, usize, String, f64, f64)],
+    names: &[String],
+    cpu: &str,
+    rounds: usize,
+) -> String {
+    const COLORS: [&str; 8] = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+    ];
+    let (panel_w, panel_h, left, top, gap) = (420.0, 300.0, 60.0, 70.0, 70.0);
+    let legend_rows = names.len().div_ceil(4);
+    let width = left + 2.0 * panel_w + gap + 20.0;
+    let height = top + panel_h + 50.0 + 22.0 * legend_rows as f64 + 10.0;
+    let mut sizes: Vec<usize> = rows.iter().map(|r| r.1).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let (lo, hi) = (
+        (*sizes.first().unwrap_or(&1) as f64).log2(),
+        (*sizes.last().unwrap_or(&2) as f64).log2(),
+    );
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let max = rows.iter().map(|r| r.3).fold(0.0, f64::max);
+    let step = if max > 20.0 {
+        5.0
+    } else if max > 8.0 {
+        2.0
+    } else {
+        1.0
+    };
+    let y_max = ((max / step).ceil() * step).max(step);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">AES-256-GCM in place, GB/s by message size (single thread)</text>\n\
+         <text x=\"{}\" y=\"42\" text-anchor=\"middle\" font-size=\"12\">{}; median of {rounds} interleaved rounds</text>\n",
+        width / 2.0,
+        width / 2.0,
+        xml(cpu)
+    );
+    for (p, op) in ["seal", "open"].iter().enumerate() {
+        let x0 = left + p as f64 * (panel_w + gap);
+        let x = |size: usize| x0 + ((size as f64).log2() - lo) / span * panel_w;
+        let y = |gbs: f64| top + panel_h - gbs / y_max * panel_h;
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{op}</text>\n",
+            x0 + panel_w / 2.0,
+            top - 8.0
+        ));
+        let mut g = 0.0;
+        while g <= y_max + 1e-9 {
+            out.push_str(&format!(
+                "<line x1=\"{x0}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/>\n\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{g}</text>\n",
+                x0 + panel_w,
+                x0 - 6.0,
+                y(g) + 4.0,
+                yy = y(g)
+            ));
+            g += step;
+        }
+        for &size in &sizes {
+            out.push_str(&format!(
+                "<line x1=\"{xx:.1}\" y1=\"{top}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\n\
+                 <text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+                top + panel_h,
+                top + panel_h + 16.0,
+                size_label(size),
+                xx = x(size)
+            ));
+        }
+        out.push_str(&format!(
+            "<rect x=\"{x0}\" y=\"{top}\" width=\"{panel_w}\" height=\"{panel_h}\" fill=\"none\" stroke=\"#444\"/>\n\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 {:.1} {:.1})\">GB/s</text>\n",
+            x0 - 40.0,
+            top + panel_h / 2.0,
+            x0 - 40.0,
+            top + panel_h / 2.0
+        ));
+        for (i, name) in names.iter().enumerate() {
+            let points: Vec<String> = rows
+                .iter()
+                .filter(|r| r.0 == *op && r.2 == *name)
+                .map(|r| format!("{:.1},{:.1}", x(r.1), y(r.3)))
+                .collect();
+            let color = COLORS[i % COLORS.len()];
+            out.push_str(&format!(
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                points.join(" ")
+            ));
+            for pt in &points {
+                let (px, py) = pt.split_once(',').expect("x,y");
+                out.push_str(&format!(
+                    "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{color}\"/>\n"
+                ));
+            }
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        let (col, row) = (i % 4, i / 4);
+        let lx = left + col as f64 * 200.0;
+        let ly = top + panel_h + 44.0 + row as f64 * 22.0;
+        let color = COLORS[i % COLORS.len()];
+        out.push_str(&format!(
+            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{:.1}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"/>\n\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            lx + 24.0,
+            lx + 30.0,
+            ly + 4.0,
+            xml(name)
+        ));
+    }
+    out.push_str("</svg>\n");
+    out
 }

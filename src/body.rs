@@ -159,6 +159,19 @@ pub fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
+    seal_into_salted(key, None, context, plaintext, out)
+}
+
+/// [`seal_into`] with the body's salt drawn by the caller (`None`: drawn
+/// here). The engine draws an object's data key, key-wrapping salt and
+/// body salt from the OS in one call.
+pub(crate) fn seal_into_salted(
+    key: &DataKey,
+    salt: Option<&[u8; SALT_LEN]>,
+    context: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
     let body_len = sealed_len(plaintext.len() as u64)?;
     if out.len() as u64 != body_len {
         return Err(Error::Io {
@@ -173,7 +186,10 @@ pub fn seal_into(
             ),
         });
     }
-    let (chunk_key, header) = keys::derive_for_seal(key, context)?;
+    let (chunk_key, header) = match salt {
+        Some(salt) => keys::derive_for_seal_salted(key, salt, context)?,
+        None => keys::derive_for_seal(key, context)?,
+    };
     let (head, chunks) = out.split_at_mut(HEADER_LEN);
     head.copy_from_slice(&header);
     chunk_key.seal_chunks(0, plaintext, chunks)

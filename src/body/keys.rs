@@ -135,9 +135,19 @@ pub(crate) fn derive_for_seal(
 ) -> Result<(ChunkKey, [u8; HEADER_LEN]), Error> {
     let mut salt = [0u8; SALT_LEN];
     fill_random(&mut salt)?;
-    let (chunk_key, commitment) = derive(key, &salt, context)?;
+    derive_for_seal_salted(key, &salt, context)
+}
+
+/// [`derive_for_seal`] with a salt the caller drew (the engine draws an
+/// object's data key, salts and body salt from the OS in one call).
+pub(crate) fn derive_for_seal_salted(
+    key: &DataKey,
+    salt: &[u8; SALT_LEN],
+    context: &[u8],
+) -> Result<(ChunkKey, [u8; HEADER_LEN]), Error> {
+    let (chunk_key, commitment) = derive(key, salt, context)?;
     let mut header = [0u8; HEADER_LEN];
-    header[..SALT_LEN].copy_from_slice(&salt);
+    header[..SALT_LEN].copy_from_slice(salt);
     header[SALT_LEN..].copy_from_slice(&commitment);
     Ok((chunk_key, header))
 }
@@ -175,11 +185,20 @@ pub(crate) fn derive_for_open(
 fn hkdf_expand_sha512(prk: &[u8], info: &[&[u8]], out: &mut [u8]) {
     const HASH_LEN: usize = 64;
     debug_assert!(out.len() <= 255 * HASH_LEN);
-    let base =
-        <Hmac<Sha512> as KeyInit>::new_from_slice(prk).expect("HMAC takes keys of any length");
+    let mut base = Some(
+        <Hmac<Sha512> as KeyInit>::new_from_slice(prk).expect("HMAC takes keys of any length"),
+    );
     let mut prev = [0u8; HASH_LEN];
+    let blocks = out.len().div_ceil(HASH_LEN);
     for (i, block) in out.chunks_mut(HASH_LEN).enumerate() {
-        let mut mac = base.clone();
+        // The keyed state is cloned for every block but the last, which
+        // takes it (one copy and one wipe of the HMAC state less).
+        let mut mac = if i + 1 < blocks {
+            base.clone()
+        } else {
+            base.take()
+        }
+        .expect("taken by the last block only");
         if i > 0 {
             mac.update(&prev);
         }

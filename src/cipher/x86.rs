@@ -169,11 +169,13 @@ pub(crate) fn check(backend: Backend) -> Result<(), &'static str> {
 }
 
 /// A keyed x86 kernel. Boxed: the key schedule and hash-key powers live in
-/// one place on the heap and are zeroized there on drop.
+/// one place on the heap and are zeroized there on drop (the 512-bit
+/// kernel's boxes, once wiped, are kept for the thread's next keys: see
+/// [`vaes_avx512::Pooled`]).
 pub(crate) enum Key {
     AesNiClmul(Box<aesni_clmul::Key>),
     VaesClmulAvx2(Box<vaes_avx2::Key>),
-    VaesClmulAvx512(Box<vaes_avx512::Key>),
+    VaesClmulAvx512(vaes_avx512::Pooled),
 }
 
 impl Key {
@@ -189,7 +191,7 @@ impl Key {
                 None => Err(unavailable(check(backend).err().unwrap_or("not detected"))),
             },
             Backend::VaesClmulAvx512 => match VaesClmulAvx512::detect() {
-                Some(cpu) => Ok(Key::VaesClmulAvx512(vaes_avx512::Key::new(key, cpu))),
+                Some(cpu) => Ok(Key::VaesClmulAvx512(vaes_avx512::Pooled::new(key, cpu))),
                 None => Err(unavailable(check(backend).err().unwrap_or("not detected"))),
             },
             Backend::Portable => Err(unavailable("not an x86 kernel")),

@@ -213,6 +213,11 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> SingleFlight<K, V> {
     fn clear(&self) {
         self.lock().retain(|_, s| matches!(s, Slot::Fetching(_)));
     }
+
+    /// Whether a value or a fetch is there for `id` (stale or not).
+    fn contains(&self, id: &K) -> bool {
+        self.lock().contains_key(id)
+    }
 }
 
 /// The bucket-key caches of one engine.
@@ -242,10 +247,12 @@ impl BucketKeyCache {
     ) -> Result<Arc<SealEntry>, Error> {
         let id = (principal.to_owned(), key_ref.to_owned(), context.encode());
         let ttl = self.ttl;
+        let fetched = std::cell::Cell::new(false);
         let entry = self.seal.get(
             id,
             |e| e.fetched.elapsed() < ttl,
             || {
+                fetched.set(true);
                 let g = kms.generate_data_key(key_ref, context, principal)?;
                 Ok(Arc::new(SealEntry {
                     key: Arc::new(BucketKey::from(g.key)),
@@ -257,8 +264,16 @@ impl BucketKeyCache {
             },
         )?;
         // Objects sealed under it open without a Decrypt while it is fresh.
+        // Put by the caller that fetched it (with the same time, so as
+        // fresh as the seal entry), and by a later seal only if the entry
+        // was evicted: replacing it on every seal was a tenth of a
+        // bucket-key object's cost.
+        let open_id = (principal.to_owned(), entry.blob.clone(), context.encode());
+        if !fetched.get() && self.open.contains(&open_id) {
+            return Ok(entry);
+        }
         self.open.put(
-            (principal.to_owned(), entry.blob.clone(), context.encode()),
+            open_id,
             Arc::new(OpenEntry {
                 key: entry.key.clone(),
                 fetched: entry.fetched,

@@ -10,11 +10,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::secret::MasterKey;
+use super::secret::{MasterKey, fill_random};
 use super::wrap::{self, WrapScope};
 use crate::body::DataKey;
 use crate::error::{Error, KeyError};
-use crate::format::{Envelope, MAX_KEY_ID_LEN, Mode, WrappedKey};
+use crate::format::{Envelope, KEK_SALT_LEN, MAX_KEY_ID_LEN, Mode, WrappedKey};
 use crate::fsio;
 
 /// The `format` field of a keyring file.
@@ -395,6 +395,18 @@ impl Keyring {
 
     /// Wraps `dek` under the active version.
     pub(crate) fn wrap(&self, scope: &WrapScope<'_>, dek: &DataKey) -> Result<WrappedKey, Error> {
+        let mut salt = [0u8; KEK_SALT_LEN];
+        fill_random(&mut salt)?;
+        self.wrap_salted(scope, dek, salt)
+    }
+
+    /// [`Keyring::wrap`] with a salt the caller drew for this wrap alone.
+    pub(crate) fn wrap_salted(
+        &self,
+        scope: &WrapScope<'_>,
+        dek: &DataKey,
+        kek_salt: [u8; KEK_SALT_LEN],
+    ) -> Result<WrappedKey, Error> {
         if self.path.is_some() && self.due_for_check() {
             self.refresh()?;
         }
@@ -407,13 +419,14 @@ impl Keyring {
                 key_id: s.key_id.clone(),
                 version: s.active,
             })?;
-        wrap::wrap(
+        wrap::wrap_salted(
             key.expose_secret(),
             scope,
             s.key_id.clone(),
             s.active,
             Vec::new(),
             dek,
+            kek_salt,
         )
     }
 

@@ -8,7 +8,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::details::{KEY_CHECK_LEN, KeyCheck};
-use super::secret::{CustomerKey, fill_random};
+use super::secret::CustomerKey;
 use crate::error::{Error, KeyError};
 
 const LABEL: &[u8] = b"objseal/v1 sse-c key check\0";
@@ -21,12 +21,11 @@ fn compute(key: &CustomerKey, salt: &[u8; KEY_CHECK_LEN]) -> [u8; KEY_CHECK_LEN]
     mac.finalize().into_bytes().into()
 }
 
-/// A fresh salted check of `key`.
-pub(crate) fn key_check(key: &CustomerKey) -> Result<KeyCheck, Error> {
-    let mut salt = [0u8; KEY_CHECK_LEN];
-    fill_random(&mut salt)?;
+/// A salted check of `key` with `salt`, which the caller drew from the OS
+/// for this check alone.
+pub(crate) fn key_check_salted(key: &CustomerKey, salt: [u8; KEY_CHECK_LEN]) -> KeyCheck {
     let check = compute(key, &salt);
-    Ok(KeyCheck { salt, check })
+    KeyCheck { salt, check }
 }
 
 /// Checks `key` against the envelope's check, in constant time.

@@ -20,7 +20,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroize;
 
-use super::secret::{SECRET_LEN, fill_random};
+use super::secret::SECRET_LEN;
 use crate::body::DataKey;
 use crate::cipher::Aes256Gcm;
 use crate::error::{Error, KeyError};
@@ -85,17 +85,18 @@ fn kek(
 }
 
 /// Wraps `dek` under `wrapping_key` for the object and mode of `scope`, with
-/// a fresh salt; `details` are authenticated with it.
-pub(crate) fn wrap(
+/// the salt `kek_salt`, which the caller drew from the OS for this wrap
+/// alone (the engine draws an object's data key and salts in one call);
+/// `details` are authenticated with it.
+pub(crate) fn wrap_salted(
     wrapping_key: &[u8; SECRET_LEN],
     scope: &WrapScope<'_>,
     key_id: String,
     key_version: u32,
     details: Vec<u8>,
     dek: &DataKey,
+    kek_salt: [u8; KEK_SALT_LEN],
 ) -> Result<WrappedKey, Error> {
-    let mut kek_salt = [0u8; KEK_SALT_LEN];
-    fill_random(&mut kek_salt)?;
     let gcm = kek(wrapping_key, &kek_salt, &info(scope, &key_id, key_version))?;
     let mut wrapped = [0u8; WRAPPED_KEY_LEN];
     wrapped[..32].copy_from_slice(dek.expose_secret());

@@ -55,10 +55,11 @@ pub(crate) struct Key {
     /// round of a counter block whose low byte is 0 (see [`first_round`]).
     /// Indexed only by the counter, which is public. Its entries depend on
     /// one key byte (`rk0[15]`, the key's byte 15), so it is as secret as
-    /// the round keys and wiped with them. It costs 256 `aesenc` and 4 KiB
-    /// per key: setting up, using once and dropping a key went from about
-    /// 0.25 to 0.58 µs.
-    first: [__m128i; LOW_BYTES],
+    /// the round keys and wiped when dropped. It costs 256 `aesenc` and
+    /// 4 KiB per key (setting up, using once and dropping a key went from
+    /// about 0.25 to 0.58 µs), so it is built only by the first message of
+    /// at least [`ks::ROUND1_FROM`] bytes ([`build_round1`]).
+    first: ks::LazyRound1<LOW_BYTES>,
 }
 
 impl Drop for Key {
@@ -66,7 +67,6 @@ impl Drop for Key {
         self.rk.zeroize();
         self.pows.zeroize();
         self.mids.zeroize();
-        self.first.zeroize();
     }
 }
 
@@ -78,7 +78,7 @@ impl Key {
             rk: [zero; ROUND_KEYS],
             pows: [zero; POWERS],
             mids: [zero; POWERS],
-            first: [zero; LOW_BYTES],
+            first: ks::LazyRound1::new(),
         });
         // SAFETY: `cpu` is an `AesNiClmul` witness, which only `detect()`
         // creates after checking every feature `init` is compiled for.
@@ -136,6 +136,11 @@ aesni_clmul_features! {
         }
         powers.zeroize();
         rk.zeroize();
+    }
+
+    /// The round-1 table.
+    fn build_round1(k: &Key) -> Box<ks::Round1<LOW_BYTES>> {
+        let mut table = ks::Round1::<LOW_BYTES>::zeroed();
         // Round 1 is `aesenc(x, rk1) = MixColumns(ShiftRows(SubBytes(x))) ^
         // rk1`, where only SubBytes is not linear, and it acts on each byte
         // alone. Counter blocks that differ only in their last byte (the
@@ -149,11 +154,12 @@ aesni_clmul_features! {
         // `x = rk0 ^ t·e15`, stepping t by adding 1 to byte 15 alone.
         let (mut x, step) = (rk0, low_byte(1));
         let mut t = zero;
-        for out in k.first.iter_mut() {
-            *out = _mm_xor_si128(_mm_aesenc_si128(x, zero), base);
+        for out in table.0.iter_mut() {
+            store(out, _mm_xor_si128(_mm_aesenc_si128(x, zero), base));
             t = _mm_add_epi8(t, step);
             x = _mm_xor_si128(rk0, t);
         }
+        table
     }
 
     /// The block holding `t` as its last byte (the low byte of the
@@ -183,15 +189,16 @@ aesni_clmul_features! {
     /// round 1 of block `j` is `r1 ^ first[t0 + j]`: one XOR with a table
     /// entry instead of the counter arithmetic, the whitening XOR and an
     /// `aesenc`, as the vector ports are this kernel's bottleneck. The
-    /// branch and the table index are the counter, which is public.
+    /// branch and the table index are the counter, which is public. A key
+    /// without its table (short messages) takes the counter path.
     #[inline]
     fn first_round(k: &Key, ctr: __m128i, c: &mut u32, r1: &mut __m128i) -> [__m128i; BLOCKS] {
         let t0 = (*c & 0xff) as usize;
-        let s = match k.first.get(t0..t0 + BLOCKS) {
+        let s = match k.first.get().and_then(|f| f.get(t0..t0 + BLOCKS)) {
             Some(first) => {
                 let mut s = [*r1; BLOCKS];
                 for (s, f) in s.iter_mut().zip(first) {
-                    *s = _mm_xor_si128(*s, *f);
+                    *s = _mm_xor_si128(*s, load(f));
                 }
                 s
             }
@@ -510,6 +517,9 @@ aesni_clmul_features! {
         src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
         let src = src.filter(|s| s.len() == buf.len());
+        if k.first.wanted(buf.len()) {
+            k.first.set(build_round1(k));
+        }
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
@@ -562,18 +572,29 @@ mod tests {
         })
     }
 
+    /// Two keys from `key`: one that builds its round-1 table for every
+    /// message, one that never does (so both paths meet every case).
+    fn both_paths(key: &[u8; 32], cpu: AesNiClmul) -> [Box<Key>; 2] {
+        [0, usize::MAX].map(|from| {
+            let mut k = Key::new(key, cpu);
+            k.first.from = from;
+            k
+        })
+    }
+
     #[test]
     fn counter_wraps_at_2_pow_32() {
         let Some(cpu) = AesNiClmul::detect() else {
             eprintln!("skipped: no AES-NI/PCLMULQDQ on this CPU");
             return;
         };
-        let k = Key::new(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu);
-        // Stride counts 0 to 32 (128-byte strides), odd and even, so that
-        // the pairing of strides for one reduction ends both ways, sealing
-        // (two strides fewer in the loop) and opening.
-        let lens = [1, 17, 255, 256, 384, 600, 647, 1024, 1252, 4 * 1024 + 5];
-        ts::counter_wraps(&*kernel(&k), &lens);
+        for k in both_paths(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu) {
+            // Stride counts 0 to 32 (128-byte strides), odd and even, so
+            // that the pairing of strides for one reduction ends both ways,
+            // sealing (two strides fewer in the loop) and opening.
+            let lens = [1, 17, 255, 256, 384, 600, 647, 1024, 1252, 4 * 1024 + 5];
+            ts::counter_wraps(&*kernel(&k), &lens);
+        }
     }
 
     #[test]
@@ -583,7 +604,9 @@ mod tests {
             return;
         };
         let key = ts::test_keys()[0];
-        ts::every_block_count(&*kernel(&Key::new(&key, cpu)), &key);
+        for k in both_paths(&key, cpu) {
+            ts::every_block_count(&*kernel(&k), &key);
+        }
     }
 
     #[test]
@@ -603,12 +626,18 @@ mod tests {
                 });
                 out
             };
-            let first = |t: u8| {
-                let mut out = [0u8; 16];
-                store(&mut out, k.first[usize::from(t)]);
-                out
-            };
+            // SAFETY: `cpu` is an `AesNiClmul` witness from `detect()`, which
+            // checked every feature `build_round1` is compiled for.
+            let table = unsafe { build_round1(&k) };
+            let first = |t: u8| table.0[usize::from(t)];
             ts::round1_table(key[15], direct, first);
+            // A long message installs the table; a short one does not.
+            let mut buf = [0u8; 64];
+            kernel(&k)(true, &[0; 12], 2, b"", &mut buf, None);
+            assert!(k.first.get().is_none());
+            let mut buf = vec![0u8; ks::ROUND1_FROM];
+            kernel(&k)(true, &[0; 12], 2, b"", &mut buf, None);
+            assert_eq!(k.first.get(), Some(&table.0));
         }
     }
 
@@ -618,8 +647,10 @@ mod tests {
             eprintln!("skipped: no AES-NI/PCLMULQDQ on this CPU");
             return;
         };
-        for key in ts::test_keys() {
-            let k = Key::new(&key, cpu);
+        for (key, k) in ts::test_keys()
+            .into_iter()
+            .flat_map(|key| both_paths(&key, cpu).map(|k| (key, k)))
+        {
             // 3, 5, 33 and 70 strides (70 cross two or three 256-block
             // segments), each with a tail (one of 7 blocks).
             let lens = [3 * 128 + 1, 5 * 128 + 9, 33 * 128 + 100, 70 * 128 + 3];

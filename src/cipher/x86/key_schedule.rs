@@ -72,14 +72,20 @@ pub(super) fn wipe<const N: usize>(buf: &mut [u8; N]) {
 
 /// [`wipe`] for a slice: key tables on drop (a byte-wise `zeroize` of a
 /// kernel's 4 KiB round-1 table took about 1.4 µs, longer than setting up
-/// the key).
+/// the key). The aligned middle is written as vectors: a volatile write of
+/// a `[u8; 16]` went through a stack copy (three moves per 16 bytes), and
+/// wiping a key on drop took a sixth of setting one up.
 pub(super) fn wipe_slice(buf: &mut [u8]) {
-    let (chunks, rest) = buf.as_chunks_mut::<16>();
-    for c in chunks {
-        // SAFETY: `c` is a unique reference to 16 writable bytes.
-        unsafe { core::ptr::write_volatile(c, [0u8; 16]) };
+    // SAFETY: every 16 bytes are a valid `__m128i` and every byte a valid
+    // `u8`, so viewing the aligned middle as vectors is sound.
+    let (head, middle, tail) = unsafe { buf.align_to_mut::<__m128i>() };
+    for v in middle {
+        // SAFETY: `v` is a unique, aligned reference to a `__m128i`; SSE2
+        // (the zero vector) is baseline on x86-64.
+        unsafe { core::ptr::write_volatile(v, _mm_setzero_si128()) };
     }
-    rest.zeroize();
+    head.zeroize();
+    tail.zeroize();
 }
 
 aesni_clmul_features! {
@@ -202,5 +208,70 @@ aesni_clmul_features! {
     pub(super) fn ghash_block(acc: __m128i, block: &[u8; 16], k1: &[u8; 16]) -> __m128i {
         let x = _mm_shuffle_epi8(load(block), bswap_mask());
         dot(_mm_xor_si128(acc, x), load(k1))
+    }
+}
+
+/// Shortest message for which a kernel builds its round-1 table, if the
+/// key has none yet. Below it, round 1 is computed from the counter blocks
+/// (a few vector µops more per register, next to 13 AES rounds): building
+/// the table costs 256 `aesenc`, 4 KiB to fill and to wipe, which a short
+/// message never earns back, and most keys are used once on short inputs
+/// (a key wrap of 32 bytes, a small object's body). One full chunk of a
+/// body (16 KiB) builds it, so the chunked bodies and long messages run as
+/// with an eager table, which later calls of the same key share.
+pub(super) const ROUND1_FROM: usize = 16 * 1024;
+
+/// A kernel's round-1 table (`N` entries of 16 bytes), built on first use
+/// by a message of at least [`ROUND1_FROM`] bytes and shared by every
+/// later call of the key. Indexed only by the counter, which is public; its
+/// entries depend on a key byte, so it is wiped when dropped (also when two
+/// threads built it at once and one copy is discarded).
+#[repr(C, align(64))]
+pub(super) struct Round1<const N: usize>(pub(super) [[u8; 16]; N]);
+
+impl<const N: usize> Round1<N> {
+    /// A zeroed table on the heap, for a kernel to fill.
+    pub(super) fn zeroed() -> Box<Self> {
+        Box::new(Round1([[0; 16]; N]))
+    }
+}
+
+impl<const N: usize> Drop for Round1<N> {
+    fn drop(&mut self) {
+        wipe_slice(self.0.as_flattened_mut());
+    }
+}
+
+/// The lazily built round-1 table of a key, and from which message length
+/// it is built (a field, so that the kernels' tests can force either path).
+pub(super) struct LazyRound1<const N: usize> {
+    table: std::sync::OnceLock<Box<Round1<N>>>,
+    pub(super) from: usize,
+}
+
+impl<const N: usize> LazyRound1<N> {
+    pub(super) fn new() -> Self {
+        LazyRound1 {
+            table: std::sync::OnceLock::new(),
+            from: ROUND1_FROM,
+        }
+    }
+
+    /// The table, if built.
+    #[inline]
+    pub(super) fn get(&self) -> Option<&[[u8; 16]; N]> {
+        self.table.get().map(|t| &t.0)
+    }
+
+    /// Whether a message of `len` bytes should build the table first.
+    #[inline]
+    pub(super) fn wanted(&self, len: usize) -> bool {
+        len >= self.from && self.table.get().is_none()
+    }
+
+    /// Installs a built table (a concurrent builder's copy is dropped,
+    /// and so wiped).
+    pub(super) fn set(&self, table: Box<Round1<N>>) {
+        drop(self.table.set(table));
     }
 }

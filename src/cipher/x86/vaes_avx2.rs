@@ -59,10 +59,12 @@ pub(crate) struct Key {
     /// round of a counter block whose low byte is 0 (see [`first_round`]);
     /// a 32-byte load at `t` gives the entries of two consecutive blocks.
     /// Indexed only by the counter, which is public. Its entries depend on
-    /// one key byte (`rk0[15]`), so it is wiped with the round keys. It
-    /// costs 256 `aesenc` and 4 KiB per key: setting up, using once and
-    /// dropping a key went from about 0.47 to 0.69 µs.
-    first: [[u8; 16]; LOW_BYTES],
+    /// one key byte (`rk0[15]`), so it is wiped when dropped. It costs 256
+    /// `aesenc` and 4 KiB per key (setting up, using once and dropping a
+    /// key went from about 0.47 to 0.69 µs), so it is built only by the
+    /// first message of at least [`ks::ROUND1_FROM`] bytes
+    /// ([`build_round1`]).
+    first: ks::LazyRound1<LOW_BYTES>,
 }
 
 impl Drop for Key {
@@ -70,7 +72,6 @@ impl Drop for Key {
         ks::wipe_slice(self.rk.as_flattened_mut());
         ks::wipe_slice(self.rk2.as_flattened_mut());
         ks::wipe_slice(self.pows.as_flattened_mut());
-        ks::wipe_slice(self.first.as_flattened_mut());
     }
 }
 
@@ -81,7 +82,7 @@ impl Key {
             rk: [[0; 16]; ROUND_KEYS],
             rk2: [[0; 32]; ROUND_KEYS],
             pows: [[0; 16]; BLOCKS + 1],
-            first: [[0; 16]; LOW_BYTES],
+            first: ks::LazyRound1::new(),
         });
         // SAFETY: `cpu` is a `VaesClmulAvx2` witness, which only `detect()`
         // creates after checking every feature `init` is compiled for.
@@ -157,20 +158,25 @@ vaes_clmul_avx2_features! {
             k.pows[i] = *p;
         }
         powers.zeroize();
-        // As in the AES-NI kernel: round 1 of counter blocks that differ
-        // only in their last byte `t` differs by
-        // `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)` (SubBytes is the only
-        // non-linear step, and acts on each byte alone).
+    }
+
+    /// The round-1 table. As in the AES-NI kernel: round 1 of counter
+    /// blocks that differ only in their last byte `t` differs by
+    /// `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)` (SubBytes is the only
+    /// non-linear step, and acts on each byte alone).
+    fn build_round1(k: &Key) -> Box<ks::Round1<LOW_BYTES>> {
+        let mut table = ks::Round1::<LOW_BYTES>::zeroed();
         let (zero, rk0) = (_mm_setzero_si128(), ks::load(&k.rk[0]));
         let base = _mm_aesenc_si128(rk0, zero);
         // `x = rk0 ^ t·e15`, stepping t by adding 1 to byte 15 alone.
         let (mut x, step) = (rk0, _mm_insert_epi8::<15>(zero, 1));
         let mut t = zero;
-        for out in k.first.iter_mut() {
+        for out in table.0.iter_mut() {
             ks::store(out, _mm_xor_si128(_mm_aesenc_si128(x, zero), base));
             t = _mm_add_epi8(t, step);
             x = _mm_xor_si128(rk0, t);
         }
+        table
     }
 
     /// Round 1 of the block in `ctr`'s (lane 0's) 256-block segment whose
@@ -200,15 +206,16 @@ vaes_clmul_avx2_features! {
     /// When the 16 low bytes `t0 .. t0 + 16` do not wrap (15 strides in
     /// 16), round 1 of blocks `2m, 2m + 1` is `r1 ^ first[t0 + 2m ..][..2]`:
     /// one XOR with a table load instead of the counter arithmetic, the
-    /// whitening XOR and a `vaesenc`. The branch and the table index are
-    /// the counter, which is public.
+    /// whitening XOR and a `vaesenc`. A key without its table (short
+    /// messages) takes the counter path every time. The branch and the
+    /// table index are the counter, which is public.
     #[inline]
     fn first_round(k: &Key, ctr: __m256i, c: &mut u32, r1: &mut __m256i) -> [__m256i; VECS] {
         let t0 = (*c & 0xff) as usize;
-        let s = if t0 + BLOCKS <= LOW_BYTES {
+        let s = if let Some(first) = k.first.get().filter(|_| t0 + BLOCKS <= LOW_BYTES) {
             let mut s = [*r1; VECS];
             for (m, s) in s.iter_mut().enumerate() {
-                *s = _mm256_xor_si256(*s, load(pair(&k.first, t0 + 2 * m)));
+                *s = _mm256_xor_si256(*s, load(pair(first, t0 + 2 * m)));
             }
             s
         } else {
@@ -529,6 +536,9 @@ vaes_clmul_avx2_features! {
         src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
         let src = src.filter(|s| s.len() == buf.len());
+        if k.first.wanted(buf.len()) {
+            k.first.set(build_round1(k));
+        }
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
@@ -584,15 +594,26 @@ mod tests {
         })
     }
 
+    /// Two keys from `key`: one that builds its round-1 table for every
+    /// message, one that never does (so both paths meet every case).
+    fn both_paths(key: &[u8; 32], cpu: VaesClmulAvx2) -> [Box<Key>; 2] {
+        [0, usize::MAX].map(|from| {
+            let mut k = Key::new(key, cpu);
+            k.first.from = from;
+            k
+        })
+    }
+
     #[test]
     fn counter_wraps_at_2_pow_32() {
         let Some(cpu) = VaesClmulAvx2::detect() else {
             eprintln!("skipped: no VAES on this CPU");
             return;
         };
-        let k = Key::new(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu);
-        let lens = [1, 17, 255, 256, 600, 1024, 4 * 1024 + 5];
-        ts::counter_wraps(&*kernel(&k), &lens);
+        for k in both_paths(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu) {
+            let lens = [1, 17, 255, 256, 600, 1024, 4 * 1024 + 5];
+            ts::counter_wraps(&*kernel(&k), &lens);
+        }
     }
 
     #[test]
@@ -602,7 +623,9 @@ mod tests {
             return;
         };
         let key = ts::test_keys()[0];
-        ts::every_block_count(&*kernel(&Key::new(&key, cpu)), &key);
+        for k in both_paths(&key, cpu) {
+            ts::every_block_count(&*kernel(&k), &key);
+        }
     }
 
     #[test]
@@ -623,8 +646,18 @@ mod tests {
                 });
                 out
             };
-            let first = |t: u8| k.first[usize::from(t)];
+            // SAFETY: `cpu` is a `VaesClmulAvx2` witness from `detect()`, which
+            // checked every feature `build_round1` is compiled for.
+            let table = unsafe { build_round1(&k) };
+            let first = |t: u8| table.0[usize::from(t)];
             ts::round1_table(key[15], direct, first);
+            // A long message installs the table; a short one does not.
+            let mut buf = [0u8; 64];
+            kernel(&k)(true, &[0; 12], 2, b"", &mut buf, None);
+            assert!(k.first.get().is_none());
+            let mut buf = vec![0u8; ks::ROUND1_FROM];
+            kernel(&k)(true, &[0; 12], 2, b"", &mut buf, None);
+            assert_eq!(k.first.get(), Some(&table.0));
         }
     }
 
@@ -634,8 +667,10 @@ mod tests {
             eprintln!("skipped: no VAES on this CPU");
             return;
         };
-        for key in ts::test_keys() {
-            let k = Key::new(&key, cpu);
+        for (key, k) in ts::test_keys()
+            .into_iter()
+            .flat_map(|key| both_paths(&key, cpu).map(|k| (key, k)))
+        {
             // 3, 5, 17 and 40 strides (40 cross two or three 256-block
             // segments), each with a tail (one of 13 blocks).
             let lens = [3 * 256 + 1, 5 * 256 + 9, 17 * 256 + 200, 40 * 256 + 3];

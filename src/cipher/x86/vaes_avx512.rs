@@ -83,8 +83,9 @@ pub(crate) struct Key {
     /// (whitening included) of a counter block whose low byte is 0; a
     /// 64-byte load at `t` gives the entries of four consecutive blocks.
     /// Indexed only by the counter, which is public; its entries depend on
-    /// one key byte, so it is wiped with the round keys.
-    first: [[u8; 16]; FIRST],
+    /// one key byte, so it is wiped when dropped. Built by the first
+    /// message of at least [`ks::ROUND1_FROM`] bytes (see [`build_round1`]).
+    first: ks::LazyRound1<FIRST>,
     /// Round keys, for one block.
     rk: [[u8; 16]; ROUND_KEYS],
     /// Proof that the CPU has the target features of every function here.
@@ -93,27 +94,93 @@ pub(crate) struct Key {
 
 impl Drop for Key {
     fn drop(&mut self) {
-        ks::wipe_slice(self.rk4.as_flattened_mut());
-        ks::wipe_slice(self.pows.as_flattened_mut());
-        ks::wipe_slice(self.first.as_flattened_mut());
-        ks::wipe_slice(self.rk.as_flattened_mut());
+        self.wipe();
+    }
+}
+
+/// Wiped keys kept by each thread for its next key set-ups, at most this
+/// many. A key is 64-byte aligned, which glibc serves from `memalign`: its
+/// split-off remainders made every later large `free` consolidate the
+/// allocator's fast bins, and allocating, freeing and consolidating were
+/// about a fifth of setting a key up.
+const SPARE_KEYS: usize = 4;
+
+thread_local! {
+    // Boxes, not keys: a spare is handed out with its (aligned) allocation.
+    #[allow(clippy::vec_box)]
+    static SPARE: core::cell::RefCell<Vec<Box<Key>>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// A keyed kernel on the heap. Dropped, it is wiped and its allocation
+/// kept for the thread's next key (up to [`SPARE_KEYS`]; freed otherwise).
+pub(crate) struct Pooled(Option<Box<Key>>);
+
+impl core::ops::Deref for Pooled {
+    type Target = Key;
+
+    #[inline]
+    fn deref(&self) -> &Key {
+        self.0.as_deref().expect("present until dropped")
+    }
+}
+
+impl core::ops::DerefMut for Pooled {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Key {
+        self.0.as_deref_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(mut k) = self.0.take() {
+            k.wipe();
+            // Past the thread's end (no pool), or with the pool full, the
+            // key is freed (and wiped again by its own drop).
+            let _ = SPARE.try_with(move |spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_KEYS {
+                    spare.push(k);
+                }
+            });
+        }
+    }
+}
+
+impl Pooled {
+    /// Keys a kernel, in a spare allocation of this thread if it has one.
+    pub(crate) fn new(key: &[u8; 32], cpu: VaesClmulAvx512) -> Self {
+        let spare = SPARE
+            .try_with(|spare| spare.borrow_mut().pop())
+            .ok()
+            .flatten();
+        // A spare key is wiped: all zeros, no round-1 table, the default
+        // threshold; `cpu` is the same witness (one CPU per process).
+        let mut k = spare.unwrap_or_else(|| {
+            Box::new(Key {
+                rk4: [[0; 64]; ROUND_KEYS],
+                pows: [[0; 16]; POWERS + 4],
+                first: ks::LazyRound1::new(),
+                rk: [[0; 16]; ROUND_KEYS],
+                cpu,
+            })
+        });
+        // SAFETY: `cpu` is a `VaesClmulAvx512` witness, which only
+        // `detect()` creates after checking every feature `init` is
+        // compiled for (a spare key holds such a witness too).
+        unsafe { init(&mut k, key) };
+        Pooled(Some(k))
     }
 }
 
 impl Key {
-    pub(crate) fn new(key: &[u8; 32], cpu: VaesClmulAvx512) -> Box<Self> {
-        let mut k = Box::new(Key {
-            rk4: [[0; 64]; ROUND_KEYS],
-            pows: [[0; 16]; POWERS + 4],
-            first: [[0; 16]; FIRST],
-            rk: [[0; 16]; ROUND_KEYS],
-            cpu,
-        });
-        // SAFETY: `cpu` is a `VaesClmulAvx512` witness, which only
-        // `detect()` creates after checking every feature `init` is
-        // compiled for.
-        unsafe { init(&mut k, key) };
-        k
+    /// Zeroes the round keys and powers and drops the round-1 table (which
+    /// wipes itself); `pows` past the 32 powers stay zero, as `init` needs.
+    fn wipe(&mut self) {
+        ks::wipe_slice(self.rk4.as_flattened_mut());
+        ks::wipe_slice(self.pows.as_flattened_mut());
+        ks::wipe_slice(self.rk.as_flattened_mut());
+        self.first = ks::LazyRound1::new();
     }
 
     /// Seals `buf` in place, or, with `src`, seals `src` into `buf` in one
@@ -218,23 +285,39 @@ vaes_clmul_avx512_features! {
         for (wide, rk) in k.rk4.iter_mut().zip(&k.rk) {
             store(wide, _mm512_broadcast_i32x4(ks::load(rk)));
         }
-        // K_1 .. K_4 one at a time, then four at a time: [K_4 .. K_1]
-        // times K_4 is [K_8 .. K_5], and so on.
+        // K_1 .. K_4 one at a time, then four at a time, in a tree rather
+        // than a chain of 7 products (key set-up time is per-object cost):
+        // [K_4 .. K_1] times K_4 is [K_8 .. K_5]; the four powers below
+        // times K_8 give [K_16 .. K_9], and the eight times K_16 the rest.
         let mut low = [[0u8; 16]; 4];
         ks::hash_powers(&k.rk, &mut low);
         low.reverse();
-        let mut p = load(low.as_flattened().try_into().expect("64 bytes"));
-        let k4 = _mm512_broadcast_i32x4(ks::load(&low[0]));
+        let mut g = [_mm512_setzero_si512(); POWERS / 4];
+        g[0] = load(low.as_flattened().try_into().expect("64 bytes"));
         low.zeroize();
-        for group in k.pows[..POWERS].as_chunks_mut::<4>().0.iter_mut().rev() {
-            store(group.as_flattened_mut().try_into().expect("64 bytes"), p);
-            p = dot4(p, k4);
+        // The highest power of a group is its lane 0.
+        let top = |v: __m512i| _mm512_broadcast_i32x4(_mm512_castsi512_si128(v));
+        g[1] = dot4(g[0], top(g[0]));
+        let k8 = top(g[1]);
+        g[2] = dot4(g[0], k8);
+        g[3] = dot4(g[1], k8);
+        let k16 = top(g[3]);
+        for i in 4..8 {
+            g[i] = dot4(g[i - 4], k16);
         }
-        // As in the other kernels: round 1 of counter blocks that differ
-        // only in their last byte `t` differs by
-        // `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)`; four entries at a
-        // time, t stepping by 4 in byte 15 of each lane (mod 256, so the
-        // entries past 255 repeat the first ones).
+        for (group, p) in k.pows[..POWERS].as_chunks_mut::<4>().0.iter_mut().rev().zip(g) {
+            store(group.as_flattened_mut().try_into().expect("64 bytes"), p);
+        }
+        g.zeroize();
+    }
+
+    /// The round-1 table: as in the other kernels, round 1 of counter
+    /// blocks that differ only in their last byte `t` differs by
+    /// `aesenc(rk0 ^ t·e15, 0) ^ aesenc(rk0, 0)`; four entries at a time,
+    /// t stepping by 4 in byte 15 of each lane (mod 256, so the entries
+    /// past 255 repeat the first ones).
+    fn build_round1(k: &Key) -> Box<ks::Round1<FIRST>> {
+        let mut table = ks::Round1::<FIRST>::zeroed();
         let zero = _mm512_setzero_si512();
         let rk0 = load(&k.rk4[0]);
         let base = _mm512_aesenc_epi128(rk0, zero);
@@ -244,12 +327,38 @@ vaes_clmul_avx512_features! {
             _mm256_set_m128i(lane_t(3), lane_t(2)),
         );
         let step = _mm512_broadcast_i32x4(lane_t(4));
-        for group in k.first.as_chunks_mut::<4>().0 {
+        for group in table.0.as_chunks_mut::<4>().0 {
             let x = _mm512_xor_si512(rk0, t);
             let e = _mm512_xor_si512(_mm512_aesenc_epi128(x, zero), base);
             store(group.as_flattened_mut().try_into().expect("64 bytes"), e);
             t = _mm512_add_epi8(t, step);
         }
+        table
+    }
+
+    /// Round 1 (whitening included) of the four counter blocks `v .. v + 4`
+    /// (mod 2^32) of `nb`, computed from the blocks: the path of keys
+    /// without a round-1 table. The counter is public.
+    #[inline]
+    fn direct_round1(k: &Key, nb: __m128i, v: u32) -> __m512i {
+        let b = _mm_insert_epi32::<3>(nb, v.swap_bytes() as i32);
+        let b = if v & 0xff <= 0xff - 3 {
+            // No carry out of the low byte: add 0..3 to byte 15 in place
+            // (the latency of two shuffles less, for short messages).
+            _mm512_add_epi32(
+                _mm512_broadcast_i32x4(b),
+                _mm512_set_epi32(3 << 24, 0, 0, 0, 2 << 24, 0, 0, 0, 1 << 24, 0, 0, 0, 0, 0, 0, 0),
+            )
+        } else {
+            // Byte-reversed, the counter is dword 0 of each lane.
+            let b = _mm512_broadcast_i32x4(_mm_shuffle_epi8(b, ks::bswap_mask()));
+            let b = _mm512_add_epi32(
+                b,
+                _mm512_set_epi32(0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0),
+            );
+            _mm512_shuffle_epi8(b, bswap())
+        };
+        _mm512_aesenc_epi128(_mm512_xor_si512(b, load(&k.rk4[0])), load(&k.rk4[1]))
     }
 
     /// Round 1 (whitening included) of the counter block `nb` with its
@@ -270,7 +379,9 @@ vaes_clmul_avx512_features! {
     /// Block j is `r1 ^ first[t0 + j]` with `t0` the low byte of `c`;
     /// blocks past a wrap of the low byte take the next segment's value
     /// instead (a mask blend; `first` repeats its first entries past 255).
-    /// The branches, masks and table index are the counter, which is public.
+    /// Without a table (short messages), the blocks' round 1 is computed
+    /// from the counter blocks ([`direct_round1`]). The branches, masks and
+    /// table index are the counter, which is public.
     #[inline]
     fn first_round<const R: usize>(
         k: &Key,
@@ -280,6 +391,9 @@ vaes_clmul_avx512_features! {
     ) -> [__m512i; R] {
         let t0 = (*c & 0xff) as usize;
         let end = t0 + 4 * R;
+        let Some(first) = k.first.get() else {
+            return first_round_direct::<R>(k, nb, c, r1);
+        };
         let mut s = [*r1; R];
         if end >= LOW_BYTES {
             let next = segment_round1(k, nb, (*c | 0xff).wrapping_add(1));
@@ -294,7 +408,26 @@ vaes_clmul_avx512_features! {
             *r1 = next;
         }
         for (m, s) in s.iter_mut().enumerate() {
-            *s = _mm512_xor_si512(*s, load(quad(&k.first, t0 + 4 * m)));
+            *s = _mm512_xor_si512(*s, load(quad(first, t0 + 4 * m)));
+        }
+        *c = c.wrapping_add(4 * R as u32);
+        s
+    }
+
+    /// [`first_round`] for a key without its table, out of line so that
+    /// the table path stays small enough to be inlined into the stride
+    /// loop (inlining this path too cost the long messages about 8%).
+    #[inline(never)]
+    fn first_round_direct<const R: usize>(
+        k: &Key,
+        nb: __m128i,
+        c: &mut u32,
+        r1: &mut __m512i,
+    ) -> [__m512i; R] {
+        let s = core::array::from_fn(|m| direct_round1(k, nb, c.wrapping_add(4 * m as u32)));
+        if (*c & 0xff) as usize + 4 * R >= LOW_BYTES {
+            // Kept current, should another thread build the table.
+            *r1 = segment_round1(k, nb, (*c | 0xff).wrapping_add(1));
         }
         *c = c.wrapping_add(4 * R as u32);
         s
@@ -562,6 +695,11 @@ vaes_clmul_avx512_features! {
         if SEAL {
             hash_tail(k, &mut sums, &x, acc, n);
         }
+        // The registers spill to the stack: wipe the tail's data and the
+        // AES state (keystream before the last round) there, as the AVX2
+        // kernel wipes its tail temporaries.
+        x.zeroize();
+        s.zeroize();
         finish(&sums)
     }
 
@@ -621,6 +759,9 @@ vaes_clmul_avx512_features! {
         src: Option<&[u8]>,
     ) -> [u8; TAG_LEN] {
         let src = src.filter(|s| s.len() == buf.len());
+        if k.first.wanted(buf.len()) {
+            k.first.set(build_round1(k));
+        }
         let mut block = [0u8; 16];
         block[..NONCE_LEN].copy_from_slice(nonce);
         block[12..].copy_from_slice(&1u32.to_be_bytes());
@@ -671,6 +812,16 @@ mod tests {
         })
     }
 
+    /// Two keys from `key`: one that builds its round-1 table for every
+    /// message, one that never does (so both paths meet every case).
+    fn both_paths(key: &[u8; 32], cpu: VaesClmulAvx512) -> [Pooled; 2] {
+        [0, usize::MAX].map(|from| {
+            let mut k = Pooled::new(key, cpu);
+            k.first.from = from;
+            k
+        })
+    }
+
     fn cpu() -> Option<VaesClmulAvx512> {
         let cpu = VaesClmulAvx512::detect();
         if cpu.is_none() {
@@ -682,25 +833,28 @@ mod tests {
     #[test]
     fn counter_wraps_at_2_pow_32() {
         let Some(cpu) = cpu() else { return };
-        let k = Key::new(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu);
-        // 0 to 18 strides, odd and even (pairs of strides share one
-        // reduction), tails of every register count.
-        let lens = [1, 17, 64, 65, 129, 255, 256, 600, 1024, 1279, 4 * 1024 + 5];
-        ts::counter_wraps(&*kernel(&k), &lens);
+        for k in both_paths(&core::array::from_fn(|i| i as u8 * 7 + 1), cpu) {
+            // 0 to 18 strides, odd and even (pairs of strides share one
+            // reduction), tails of every register count.
+            let lens = [1, 17, 64, 65, 129, 255, 256, 600, 1024, 1279, 4 * 1024 + 5];
+            ts::counter_wraps(&*kernel(&k), &lens);
+        }
     }
 
     #[test]
     fn every_tail_0_to_256_blocks() {
         let Some(cpu) = cpu() else { return };
         let key = ts::test_keys()[0];
-        ts::every_block_count(&*kernel(&Key::new(&key, cpu)), &key);
+        for k in both_paths(&key, cpu) {
+            ts::every_block_count(&*kernel(&k), &key);
+        }
     }
 
     #[test]
     fn hash_powers_match_the_scalar_ones() {
         let Some(cpu) = cpu() else { return };
         for key in ts::test_keys() {
-            let k = Key::new(&key, cpu);
+            let k = Pooled::new(&key, cpu);
             let mut want = [[0u8; 16]; POWERS];
             // SAFETY: `cpu` is a `VaesClmulAvx512` witness from `detect()`;
             // its features include those of `hash_powers` (AES-NI, CLMUL,
@@ -716,7 +870,7 @@ mod tests {
     fn round1_table_is_the_low_bytes_contribution() {
         let Some(cpu) = cpu() else { return };
         for key in ts::test_keys() {
-            let k = Key::new(&key, cpu);
+            let k = Pooled::new(&key, cpu);
             let direct = |b: &[u8; 16]| {
                 let mut out = [0u8; 16];
                 // SAFETY: `cpu` is a `VaesClmulAvx512` witness from
@@ -727,17 +881,30 @@ mod tests {
                 });
                 out
             };
-            let first = |t: u8| k.first[usize::from(t)];
+            // SAFETY: `cpu` is a `VaesClmulAvx512` witness from `detect()`, which
+            // checked every feature `build_round1` is compiled for.
+            let table = unsafe { build_round1(&k) };
+            let first = |t: u8| table.0[usize::from(t)];
             ts::round1_table(key[15], direct, first);
-            assert_eq!(k.first[LOW_BYTES..], k.first[..BLOCKS]);
+            assert_eq!(table.0[LOW_BYTES..], table.0[..BLOCKS]);
+            // A long message installs the table; a short one does not.
+            assert!(k.first.get().is_none());
+            let mut buf = [0u8; 64];
+            kernel(&k)(true, &[0; 12], 2, b"", &mut buf, None);
+            assert!(k.first.get().is_none());
+            let mut buf = vec![0u8; ks::ROUND1_FROM];
+            kernel(&k)(true, &[0; 12], 2, b"", &mut buf, None);
+            assert_eq!(k.first.get(), Some(&table.0));
         }
     }
 
     #[test]
     fn every_low_byte_and_segment_boundary_both_ways() {
         let Some(cpu) = cpu() else { return };
-        for key in ts::test_keys() {
-            let k = Key::new(&key, cpu);
+        for (key, k) in ts::test_keys()
+            .into_iter()
+            .flat_map(|key| both_paths(&key, cpu).map(|k| (key, k)))
+        {
             // 1 to 40 strides (odd and even counts in the loop, sealing
             // and opening; 40 cross two or three 256-block segments), each
             // with a tail (one of 13 blocks).
