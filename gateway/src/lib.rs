@@ -76,6 +76,9 @@ pub async fn serve(config: Config) -> io::Result<()> {
     builder.set_auth(users::Auth(users.clone()));
     let service = builder.build();
 
+    if config.settings.bench_plaintext {
+        eprintln!("objseal serve: BENCHMARK BASELINE: object bodies are stored unencrypted");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     {
@@ -114,6 +117,10 @@ pub async fn serve(config: Config) -> io::Result<()> {
             },
             () = shutdown.as_mut() => break,
         };
+        // Responses go out as headers then body pieces: without this,
+        // Nagle's algorithm holds a small body back until the client's
+        // delayed ACK of the headers (~40 ms per small GET).
+        let _ = stream.set_nodelay(true);
         let service = service.clone();
         let quiet = config.quiet;
         let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {

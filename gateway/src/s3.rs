@@ -48,6 +48,15 @@ pub struct Settings {
     pub allow_sse_c_by_default: bool,
     /// The largest object body accepted, in bytes.
     pub max_object_size: u64,
+    /// BENCHMARK BASELINE ONLY: PutObject stores bodies as plaintext and
+    /// GetObject serves them as stored (no seal, no open; the envelope
+    /// kept is one made once and reused), so that a benchmark can compare
+    /// the same request path with and without encryption. Never set it for
+    /// data: what it stores is unencrypted and no normal server can read
+    /// it back. Multipart and copy ignore it. Not reachable from the
+    /// command line (only `gateway/benches/serve.rs` sets it).
+    #[doc(hidden)]
+    pub bench_plaintext: bool,
 }
 
 /// The S3 service over a local store.
@@ -61,6 +70,9 @@ struct Inner {
     engine: Arc<Engine>,
     users: Arc<Users>,
     settings: Settings,
+    /// The envelope reused for every object under
+    /// [`Settings::bench_plaintext`] (made on the first write).
+    bench_envelope: std::sync::OnceLock<Envelope>,
 }
 
 impl core::fmt::Debug for Gateway {
@@ -275,6 +287,9 @@ fn parse_content_md5(v: Option<&str>) -> S3Result<Option<[u8; 16]>> {
 enum Opened {
     Full(sse::ObjectStream<io::Take<std::fs::File>>),
     Range(Box<sse::ObjectRangeReader<std::fs::File>>),
+    /// [`Settings::bench_plaintext`]: the stored bytes of the range asked
+    /// for (`None`: all of them) and their number.
+    Plain(io::Take<std::fs::File>, Option<std::ops::Range<u64>>, u64),
 }
 
 impl Gateway {
@@ -286,6 +301,7 @@ impl Gateway {
                 engine,
                 users,
                 settings,
+                bench_envelope: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -361,6 +377,7 @@ impl Gateway {
         let engine = self.engine_for(user);
         let dst = self.inner.store.object_path(bucket, key);
         let reader = body::reader(body);
+        let gateway = self.clone();
         blocking(move || {
             let mode = encryption.resolve(&sse).map_err(convert)?;
             let seal = mode.seal_mode();
@@ -386,21 +403,43 @@ impl Gateway {
                 n: 0,
                 md5: (mode.mode() != Mode::SseS3).then(Md5::new),
             };
-            let (envelope, mut w) = engine
-                .seal_writer_detached(&seal, &binding, len, out)
-                .map_err(lib_err)?;
-            let copied = io::copy(&mut input, &mut w);
-            if input.too_large {
-                return Err(s3_error!(EntityTooLarge));
-            }
-            if client_failed.load(Ordering::Relaxed) {
-                return Err(s3_error!(
-                    IncompleteBody,
-                    "The request body could not be read."
-                ));
-            }
-            copied.map_err(|e| lib_err(objseal::Error::from(e)))?;
-            let mut out = w.finish().map_err(lib_err)?;
+            let check = |too_large: bool, copied: io::Result<u64>| {
+                if too_large {
+                    return Err(s3_error!(EntityTooLarge));
+                }
+                if client_failed.load(Ordering::Relaxed) {
+                    return Err(s3_error!(
+                        IncompleteBody,
+                        "The request body could not be read."
+                    ));
+                }
+                copied.map_err(|e| lib_err(objseal::Error::from(e)))?;
+                Ok(())
+            };
+            let (envelope, mut out) = if gateway.inner.settings.bench_plaintext {
+                // Benchmark baseline: the same path with the body copied
+                // instead of sealed.
+                let envelope = match gateway.inner.bench_envelope.get() {
+                    Some(e) => e.clone(),
+                    None => {
+                        let (e, _) = engine
+                            .seal_writer_detached(&seal, &binding, None, io::sink())
+                            .map_err(lib_err)?;
+                        gateway.inner.bench_envelope.get_or_init(|| e).clone()
+                    }
+                };
+                let mut out = out;
+                let copied = io::copy(&mut input, &mut out);
+                check(input.too_large, copied)?;
+                (envelope, out)
+            } else {
+                let (envelope, mut w) = engine
+                    .seal_writer_detached(&seal, &binding, len, out)
+                    .map_err(lib_err)?;
+                let copied = io::copy(&mut input, &mut w);
+                check(input.too_large, copied)?;
+                (envelope, w.finish().map_err(lib_err)?)
+            };
             out.flush().map_err(io_err)?;
             let plain_md5: Option<[u8; 16]> = input.md5.take().map(|h| h.finalize().into());
             if let (Some(want), Some(got)) = (new.content_md5, plain_md5)
@@ -930,6 +969,7 @@ impl S3 for Gateway {
         let binding = binding(&input.bucket, &input.key)?;
         let engine = self.engine_for(&user);
         let meta = obj.meta.clone();
+        let bench_plaintext = self.inner.settings.bench_plaintext;
         let (opened, env, sse) = blocking(move || {
             let ObjectFile {
                 mut file,
@@ -940,6 +980,18 @@ impl S3 for Gateway {
             } = obj;
             let with = sse.open_with();
             let opened = match range {
+                _ if bench_plaintext => {
+                    let r = range
+                        .map(|r| r.satisfiable(body_len))
+                        .transpose()
+                        .map_err(lib_err)?;
+                    let (start, n) = r
+                        .as_ref()
+                        .map_or((0, body_len), |r| (r.start, r.end - r.start));
+                    file.seek(SeekFrom::Start(body_start + start))
+                        .map_err(io_err)?;
+                    Opened::Plain(file.take(n), r, n)
+                }
                 Some(r) => Opened::Range(Box::new(
                     sse::open_object_range_reader(
                         &engine, with, &binding, &envelope, file, body_start, body_len, r,
@@ -966,6 +1018,11 @@ impl S3 for Gateway {
         let headers = sse::response_headers(Operation::Get, &env, &sse).map_err(convert)?;
         let (len, content_range, stream) = match opened {
             Opened::Full(r) => (meta.size, None, objseal::aio::read_stream(move || Ok(r))),
+            Opened::Plain(r, range, n) => (
+                n,
+                range.map(|range| objseal::body::content_range(&range, meta.size)),
+                objseal::aio::read_stream(move || Ok(r)),
+            ),
             Opened::Range(r) => {
                 let range = r.range();
                 let cr = objseal::body::content_range(&range, r.object_len());

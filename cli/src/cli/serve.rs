@@ -104,6 +104,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), Failure> {
             tls: tls.is_some(),
             allow_sse_c_by_default: a.allow_sse_c_by_default,
             max_object_size,
+            bench_plaintext: false,
         },
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         quiet: ctx.quiet,
