@@ -96,3 +96,13 @@ mod range_header;
 fn replay_range_header() {
     replay("range_header", range_header::run);
 }
+
+#[cfg(unix)]
+#[path = "../fuzz/logic/store_files.rs"]
+mod store_files;
+
+#[cfg(unix)]
+#[test]
+fn replay_store_files() {
+    replay("store_files", store_files::run);
+}
