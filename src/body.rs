@@ -52,6 +52,7 @@
 mod chunk;
 pub(crate) mod file;
 mod keys;
+mod mmap;
 mod range;
 mod range_reader;
 mod source;
@@ -62,7 +63,10 @@ use crate::error::Error;
 use chunk::{Layout, to_usize};
 use keys::ChunkKey;
 
-pub use file::{open_file, open_file_range, seal_file};
+pub use file::{
+    FileInput, open_file, open_file_range, open_file_range_with, open_file_with, seal_file,
+    seal_file_with,
+};
 pub use keys::DataKey;
 pub(crate) use range::open_source_range;
 pub use range::{ByteRange, RangeHeaderError, content_range, open_range_at};

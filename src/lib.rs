@@ -12,7 +12,8 @@
 //! - [`body`]: the object body, Cobblestone-256 (C2SP chunked-encryption v1
 //!   with AES-256-GCM): key commitment, 16 KiB chunks sealed and opened in
 //!   parallel over slices, streams ([`body::SealWriter`], [`body::OpenReader`])
-//!   and files (positioned reads and writes, no memory mapping), and range
+//!   and files (positioned reads by default, or a memory mapping the caller
+//!   opts into with [`body::FileInput::Mapped`]; positioned writes), and range
 //!   reads that open only the chunks they touch.
 //! - [`format`](mod@format): the [`Envelope`], objseal's versioned binary object header
 //!   (no cryptography), and the canonical encoding of an object's identity

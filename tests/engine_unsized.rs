@@ -225,3 +225,38 @@ fn ranges_of_an_unsized_object_cut_mid_chunk_are_refused() {
         &pt[..100]
     );
 }
+
+#[test]
+fn file_to_file_open_of_an_unsized_object() {
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let obj = ObjectBinding::new("b", "k").unwrap();
+    for len in [0usize, 16_384, 70_000] {
+        let pt = data(len);
+        let stored = seal_unsized(&engine, &obj, &pt, 9_000);
+        let src = dir.path().join(format!("s{len}"));
+        let dst = dir.path().join(format!("d{len}"));
+        std::fs::write(&src, &stored).unwrap();
+        for input in [
+            objseal::body::FileInput::Read,
+            objseal::body::FileInput::Mapped,
+        ] {
+            let _ = std::fs::remove_file(&dst);
+            let n = engine
+                .open_file_with(OpenWith::Managed, &obj, &src, &dst, input)
+                .unwrap();
+            assert_eq!(n, len as u64);
+            assert_eq!(std::fs::read(&dst).unwrap(), pt);
+        }
+        // Cut mid-chunk: refused, nothing at the destination.
+        let cut = dir.path().join(format!("cut{len}"));
+        std::fs::write(&cut, &stored[..stored.len() - 5]).unwrap();
+        let _ = std::fs::remove_file(&dst);
+        assert!(
+            engine
+                .open_file(OpenWith::Managed, &obj, &cut, &dst)
+                .is_err()
+        );
+        assert!(!dst.exists());
+    }
+}

@@ -7,10 +7,12 @@ use std::io::{self, Chain, Cursor, Read, Seek, Write};
 use std::path::Path;
 
 use super::{Engine, OpenWith, SealMode};
-use crate::body::{ByteRange, DataKey, OpenReader, Positioned, RangeReader, ReadAt, SealWriter};
+use crate::body::file;
+use crate::body::{
+    ByteRange, DataKey, FileInput, OpenReader, Positioned, RangeReader, ReadAt, SealWriter,
+};
 use crate::error::{BodyError, Error, FormatError};
 use crate::format::{Envelope, MAX_ENVELOPE_LEN, ObjectBinding};
-use crate::fsio::Staged;
 
 /// Writes one object (envelope, then body sealed in parallel batches), or
 /// only its body ([`BodyWriter`], made by [`Engine::seal_writer_detached`]).
@@ -478,7 +480,10 @@ impl Engine {
 
     /// Seals file `src` as the object `binding` into a new file at `dst`
     /// (envelope then body), written beside it and atomically renamed into
-    /// place once complete and fsynced. Returns the stored length.
+    /// place once complete and fsynced. Returns the stored length. `src`
+    /// must be a regular file; it is read with positioned reads, groups of
+    /// chunks sealed in parallel on the current rayon pool (see
+    /// [`crate::body::seal_file`]).
     pub fn seal_file(
         &self,
         mode: &SealMode<'_>,
@@ -486,27 +491,48 @@ impl Engine {
         src: &Path,
         dst: &Path,
     ) -> Result<u64, Error> {
-        let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
-        let len = input.metadata().map_err(|e| Error::io_at(src, e))?.len();
-        let staged = Staged::create(dst)?;
-        let mut w = self.seal_writer(mode, binding, len, io::BufWriter::new(staged.file()))?;
-        io::copy(&mut (&mut input).take(len), &mut w).map_err(Error::from)?;
-        w.finish()?
-            .flush()
-            .map_err(|e| Error::io_at(staged.tmp_path(), e))?;
-        let stored = staged
-            .file()
-            .metadata()
-            .map_err(|e| Error::io_at(staged.tmp_path(), e))?
-            .len();
-        staged.commit()?;
-        Ok(stored)
+        self.seal_file_with(mode, binding, src, dst, FileInput::default())
+    }
+
+    /// [`Engine::seal_file`], reading `src` as `how` says
+    /// ([`FileInput::Mapped`] is the caller's promise that nothing
+    /// truncates `src` during the call; see [`FileInput`]).
+    pub fn seal_file_with(
+        &self,
+        mode: &SealMode<'_>,
+        binding: &ObjectBinding,
+        src: &Path,
+        dst: &Path,
+        how: FileInput,
+    ) -> Result<u64, Error> {
+        let input = file::open_input(src, how)?;
+        let fresh = super::Fresh::draw()?;
+        let env = self.new_envelope_salted(
+            mode,
+            binding,
+            Some(input.len),
+            &fresh.dek,
+            fresh.kek_salt,
+            fresh.check_salt,
+        )?;
+        let head = env.encode()?;
+        file::seal_input(
+            &fresh.dek,
+            Some(&fresh.body_salt),
+            &env.body_context(),
+            &input,
+            dst,
+            &head,
+        )
     }
 
     /// Opens the stored object in file `src` into a new file at `dst`,
     /// renamed into place only once every byte authenticated; on any error
     /// nothing is left at `dst` (an existing file there is kept). Returns the
-    /// plaintext length.
+    /// plaintext length. `src` must be a regular file; the body's length is
+    /// checked against the envelope's before any chunk is opened, and
+    /// groups of chunks are opened in parallel (see
+    /// [`crate::body::open_file`]).
     pub fn open_file(
         &self,
         with: OpenWith<'_>,
@@ -514,12 +540,22 @@ impl Engine {
         src: &Path,
         dst: &Path,
     ) -> Result<u64, Error> {
-        let input = File::open(src).map_err(|e| Error::io_at(src, e))?;
-        let mut r = self.open_reader(with, binding, input)?;
-        let staged = Staged::create(dst)?;
-        let n = io::copy(&mut r, &mut staged.file()).map_err(Error::from)?;
-        staged.commit()?;
-        Ok(n)
+        self.open_file_with(with, binding, src, dst, FileInput::default())
+    }
+
+    /// [`Engine::open_file`], reading `src` as `how` says (see
+    /// [`FileInput`]).
+    pub fn open_file_with(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        src: &Path,
+        dst: &Path,
+        how: FileInput,
+    ) -> Result<u64, Error> {
+        let (envelope, body) = object_file(src, how)?;
+        let dek = self.unwrap_checked(with, binding, &envelope, body.len)?;
+        file::open_input_to(&dek, &binding.body_context(), &body, dst)
     }
 
     /// Opens the bytes `range` of the stored object in file `src`: reads the
@@ -535,19 +571,21 @@ impl Engine {
         src: &Path,
         range: impl Into<ByteRange>,
     ) -> Result<Vec<u8>, Error> {
-        // Checked before opening, so that opening a FIFO cannot block.
-        let meta = std::fs::metadata(src).map_err(|e| Error::io_at(src, e))?;
-        if !meta.is_file() {
-            return Err(crate::body::file::not_regular(src));
-        }
-        let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
-        let (envelope, ahead) = read_envelope(&mut input)?;
-        let position = input.stream_position().map_err(|e| Error::io_at(src, e))?;
-        // `ahead` holds the bytes read past the envelope; the body starts
-        // where they do.
-        let base = position - ahead.len() as u64;
+        self.open_file_range_with(with, binding, src, range, FileInput::default())
+    }
+
+    /// [`Engine::open_file_range`], reading `src` as `how` says (see
+    /// [`FileInput`]).
+    pub fn open_file_range_with(
+        &self,
+        with: OpenWith<'_>,
+        binding: &ObjectBinding,
+        src: &Path,
+        range: impl Into<ByteRange>,
+        how: FileInput,
+    ) -> Result<Vec<u8>, Error> {
+        let (envelope, body) = object_file(src, how)?;
         let dek = self.unwrap_key(with, binding, &envelope)?;
-        let body = crate::body::file::input_at(input, src, base)?;
         crate::body::open_source_range(
             &dek,
             &binding.body_context(),
@@ -556,4 +594,22 @@ impl Engine {
             range.into(),
         )
     }
+}
+
+/// Reads the envelope of the stored object in the regular file `src`;
+/// returns it and the body that follows it, to be read as `how` says.
+fn object_file(src: &Path, how: FileInput) -> Result<(Envelope, file::Input), Error> {
+    // Checked before opening, so that opening a FIFO cannot block.
+    let meta = std::fs::metadata(src).map_err(|e| Error::io_at(src, e))?;
+    if !meta.is_file() {
+        return Err(file::not_regular(src));
+    }
+    let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
+    let (envelope, ahead) = read_envelope(&mut input)?;
+    let position = input.stream_position().map_err(|e| Error::io_at(src, e))?;
+    // `ahead` holds the bytes read past the envelope; the body starts
+    // where they do.
+    let base = position - ahead.len() as u64;
+    let body = file::input_at(input, src, base, how)?;
+    Ok((envelope, body))
 }
