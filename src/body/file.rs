@@ -65,9 +65,12 @@ pub enum FileInput {
     /// one else can shorten meanwhile (one this process just wrote in a
     /// private directory, a file on a read-only file system, a file locked
     /// by an agreement all its writers honour); use [`FileInput::Read`]
-    /// for anything else. A file that grows is still detected (the end is
-    /// checked with a positioned read), and bytes changed in place are read
-    /// as they are at that moment, as with positioned reads.
+    /// for anything else. The file must also be on local, healthy
+    /// storage: a read error on a mapped page (bad sector, a network or
+    /// FUSE file system failing) raises `SIGBUS` too. A file that grows is
+    /// still detected (the end is checked with a positioned read), and bytes
+    /// changed in place are read as they are at that moment, as with
+    /// positioned reads.
     Mapped,
 }
 
@@ -179,9 +182,13 @@ impl Output {
 /// Starts writing the `len` bytes just written at `offset` back to disk
 /// now, without waiting: the final fsync then finds most of the file
 /// already written, so the disk works while the cipher does instead of all
-/// after it. On Linux `POSIX_FADV_DONTNEED` starts that writeback (and then
-/// drops the pages that are already clean, which keeps the page cache for
-/// other files); a hint only, whose failure changes nothing.
+/// after it. On Linux `POSIX_FADV_DONTNEED` starts that writeback (it drops
+/// only pages that are already clean, so none of the data written); a hint
+/// only: a failed writeback is reported by the final fsync, which then
+/// fails the commit. When opening, the output is plaintext that already
+/// authenticated, group by group: as with any output, a later failure
+/// discards the temporary file (its blocks are freed, not wiped), now
+/// possibly after some of it reached the disk.
 #[cfg(target_os = "linux")]
 fn start_writeback(file: &File, len: usize, offset: u64) {
     let Some(len) = std::num::NonZeroU64::new(len as u64) else {

@@ -18,24 +18,29 @@
 //! [`super::FileInput::Read`], reads with positioned reads (`pread`), where
 //! a truncated file gives an error naming it.
 //!
-//! Mapped bytes are never handed out as a Rust reference: they are only
-//! copied, by raw pointer, into the caller's private buffer, where they are
-//! sealed or opened. So bytes that another process changes during the copy
-//! end up as whatever they were at that instant, exactly as with `pread`.
+//! A read error on a mapped page (a bad sector, a network or FUSE file
+//! system's server failing, removed media) also raises `SIGBUS` instead of
+//! an error: map only files on local, healthy storage.
+//!
+//! The mapping is a raw one (`MmapRaw`): no Rust reference to the mapped
+//! bytes is ever formed. They are only copied, by raw pointer, into the
+//! caller's private buffer, where they are sealed or opened. So bytes that
+//! another process changes during the copy end up as whatever they were at
+//! that instant, exactly as with `pread`.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
 
-use memmap2::{Advice, Mmap, MmapOptions};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 
 /// A read-only mapping of a whole regular file, read by position. Reads
 /// at or past the mapped length fall through to positioned reads of the
 /// file itself, so a file that grew since it was mapped is still noticed
 /// by the end-of-body check.
 pub(crate) struct Mapped {
-    /// `None` for an empty file (an empty mapping is not allowed).
-    map: Option<Mmap>,
+    /// `None` for an empty file (nothing to map).
+    map: Option<MmapRaw>,
     file: File,
 }
 
@@ -51,20 +56,9 @@ impl Mapped {
         }
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
-        // SAFETY: what `Mmap::map` requires is that the file is not
-        // modified or truncated while mapped, since the mapping would
-        // otherwise change under a `&[u8]` or raise SIGBUS. Checked/
-        // arranged here: (1) `len` is the file's length taken from its
-        // metadata just before, so every mapped page is backed when
-        // mapped; (2) the caller chose `FileInput::Mapped`, whose documented
-        // contract is that nothing truncates the file during the call (the
-        // SIGBUS hazard is stated there and in this module's docs, and is
-        // why mapping is never the default); (3) no reference to the mapped
-        // bytes ever leaves this module: `read_at` only copies them out by
-        // raw pointer into a private buffer, so a concurrent (non-truncating)
-        // write by another process is observed like a concurrent write seen
-        // by `pread`, never as a changing `&[u8]` that code relies upon.
-        let map = unsafe { MmapOptions::new().len(len).map(&file) }?;
+        // A raw read-only mapping: safe to create (it hands out no
+        // references); the truncation hazard is the caller's promise.
+        let map = MmapOptions::new().len(len).map_raw_read_only(&file)?;
         // Sequential read-ahead and early fault-in: a hint only, ignored
         // where unsupported.
         let _ = map.advise(Advice::Sequential);
@@ -89,14 +83,15 @@ impl super::ReadAt for Mapped {
         };
         let n = (mapped - start).min(buf.len());
         // SAFETY: `start + n <= mapped`, the mapping's length, so the source
-        // range lies inside the live mapping `map` (borrowed for this call);
-        // `buf` is a distinct, private `&mut [u8]` of at least `n` bytes, so
-        // the ranges do not overlap. The copy goes through a raw pointer
-        // (no `&[u8]` of the mapping is formed); the truncation hazard is
-        // the caller's promise, see `Mapped::new` and the module docs. (The
-        // slice `map` derefs to lives only to give its start pointer.)
+        // range lies inside the live raw mapping `map` (borrowed for this
+        // call, so not unmapped during it); `buf` is a distinct, private
+        // `&mut [u8]` of at least `n` bytes, so the ranges do not overlap.
+        // No reference to mapped memory is formed (`MmapRaw` gives a raw
+        // pointer only). The pages are backed as long as the file is not
+        // truncated and its storage answers: the caller's promise for
+        // `FileInput::Mapped` (module docs).
         unsafe {
-            std::ptr::copy_nonoverlapping(map[..].as_ptr().add(start), buf.as_mut_ptr(), n);
+            std::ptr::copy_nonoverlapping(map.as_ptr().add(start), buf.as_mut_ptr(), n);
         }
         Ok(n)
     }
