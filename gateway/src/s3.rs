@@ -156,6 +156,44 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| io_err(io::Error::other(e.to_string())))?
 }
 
+/// The content headers GET and HEAD answer with: the request's
+/// `response-*` overrides, else what was stored with the object.
+struct StoredHeaders {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+}
+
+impl StoredHeaders {
+    /// From `meta` and the overrides for content type, encoding,
+    /// disposition, language and cache control, in that order.
+    fn new(meta: &ObjectMeta, overrides: [&Option<String>; 5]) -> Self {
+        let pick =
+            |o: &Option<String>, stored: &Option<String>| o.clone().or_else(|| stored.clone());
+        let [ty, enc, disp, lang, cache] = overrides;
+        StoredHeaders {
+            content_type: pick(ty, &meta.content_type),
+            content_encoding: pick(enc, &meta.content_encoding),
+            content_disposition: pick(disp, &meta.content_disposition),
+            content_language: pick(lang, &meta.content_language),
+            cache_control: pick(cache, &meta.cache_control),
+        }
+    }
+}
+
+/// Adds the stored `Expires` header, when there is one and it is valid.
+fn insert_expires(headers: &mut http::HeaderMap, meta: &ObjectMeta) {
+    if let Some(exp) = meta
+        .expires
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        headers.insert(http::header::EXPIRES, exp);
+    }
+}
+
 fn strip_quotes(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
@@ -1033,6 +1071,16 @@ impl S3 for Gateway {
                 )
             }
         };
+        let stored = StoredHeaders::new(
+            &meta,
+            [
+                &input.response_content_type,
+                &input.response_content_encoding,
+                &input.response_content_disposition,
+                &input.response_content_language,
+                &input.response_cache_control,
+            ],
+        );
         let mut resp = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
@@ -1041,39 +1089,19 @@ impl S3 for Gateway {
             e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
             last_modified: Some(timestamp(meta.last_modified_ms)),
             content_type: Some(
-                input
-                    .response_content_type
-                    .clone()
-                    .or_else(|| meta.content_type.clone())
+                stored
+                    .content_type
                     .unwrap_or_else(|| "binary/octet-stream".to_owned()),
             ),
-            content_encoding: input
-                .response_content_encoding
-                .clone()
-                .or_else(|| meta.content_encoding.clone()),
-            content_disposition: input
-                .response_content_disposition
-                .clone()
-                .or_else(|| meta.content_disposition.clone()),
-            content_language: input
-                .response_content_language
-                .clone()
-                .or_else(|| meta.content_language.clone()),
-            cache_control: input
-                .response_cache_control
-                .clone()
-                .or_else(|| meta.cache_control.clone()),
+            content_encoding: stored.content_encoding,
+            content_disposition: stored.content_disposition,
+            content_language: stored.content_language,
+            cache_control: stored.cache_control,
             metadata: Some(meta.user_meta.clone().into_iter().collect()),
             parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
             ..Default::default()
         });
-        if let Some(exp) = meta
-            .expires
-            .as_deref()
-            .and_then(|e| HeaderValue::from_str(e).ok())
-        {
-            resp.headers.insert(http::header::EXPIRES, exp);
-        }
+        insert_expires(&mut resp.headers, &meta);
         add_headers(&mut resp.headers, headers);
         Ok(resp)
     }
@@ -1125,6 +1153,16 @@ impl S3 for Gateway {
             Some(n) => part_range(&meta, n)?,
             None => None,
         };
+        let stored = StoredHeaders::new(
+            &meta,
+            [
+                &input.response_content_type,
+                &input.response_content_encoding,
+                &input.response_content_disposition,
+                &input.response_content_language,
+                &input.response_cache_control,
+            ],
+        );
         let mut resp = S3Response::new(HeadObjectOutput {
             content_length: Some(
                 i64::try_from(part.as_ref().map_or(meta.size, |r| r.end - r.start))
@@ -1137,39 +1175,19 @@ impl S3 for Gateway {
             e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
             last_modified: Some(timestamp(meta.last_modified_ms)),
             content_type: Some(
-                input
-                    .response_content_type
-                    .clone()
-                    .or_else(|| meta.content_type.clone())
+                stored
+                    .content_type
                     .unwrap_or_else(|| "binary/octet-stream".to_owned()),
             ),
-            content_encoding: input
-                .response_content_encoding
-                .clone()
-                .or_else(|| meta.content_encoding.clone()),
-            content_disposition: input
-                .response_content_disposition
-                .clone()
-                .or_else(|| meta.content_disposition.clone()),
-            content_language: input
-                .response_content_language
-                .clone()
-                .or_else(|| meta.content_language.clone()),
-            cache_control: input
-                .response_cache_control
-                .clone()
-                .or_else(|| meta.cache_control.clone()),
+            content_encoding: stored.content_encoding,
+            content_disposition: stored.content_disposition,
+            content_language: stored.content_language,
+            cache_control: stored.cache_control,
             metadata: Some(meta.user_meta.clone().into_iter().collect()),
             parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
             ..Default::default()
         });
-        if let Some(exp) = meta
-            .expires
-            .as_deref()
-            .and_then(|e| HeaderValue::from_str(e).ok())
-        {
-            resp.headers.insert(http::header::EXPIRES, exp);
-        }
+        insert_expires(&mut resp.headers, &meta);
         if part.is_some() {
             resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
         }
