@@ -116,6 +116,7 @@ fn child(dir: &Path, plaintext: bool) -> Res<()> {
         shutdown_grace: Duration::from_secs(5),
         quiet: true,
         tls: None,
+        upstream: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,6 +14,7 @@ pub mod body;
 pub mod s3;
 pub mod store;
 pub mod tls;
+pub mod upstream;
 pub mod users;
 
 use std::io::{self, Write};
@@ -48,6 +49,9 @@ pub struct Config {
     pub quiet: bool,
     /// Serve HTTPS with this configuration (plain HTTP without).
     pub tls: Option<tls::Tls>,
+    /// Store objects in this S3-compatible store instead of `data`
+    /// (upstream mode, [`upstream`]).
+    pub upstream: Option<upstream::client::UpstreamConfig>,
 }
 
 /// Serves S3 on `config.listen` until SIGINT or SIGTERM. Prints
@@ -58,23 +62,41 @@ pub async fn serve(config: Config) -> io::Result<()> {
     let home = config.home.clone();
     let (root, generated) = tokio::task::spawn_blocking(move || users::root_key(&home)).await??;
     let users = Arc::new(users::Users::new(root.clone(), &config.home));
-    let data = config.data.clone();
-    let store = tokio::task::spawn_blocking(move || {
-        let store = store::Store::open(&data)?;
-        store.sweep()?;
-        Ok::<_, io::Error>(store)
-    })
-    .await??;
-    let gateway = s3::Gateway::new(
-        store,
-        config.engine.clone(),
-        users.clone(),
-        config.settings.clone(),
-    );
-    let mut builder = S3ServiceBuilder::new(gateway.clone());
-    builder.set_route(s3::EncryptionRoute(gateway));
-    builder.set_auth(users::Auth(users.clone()));
-    let service = builder.build();
+    let service = match &config.upstream {
+        Some(up) => {
+            let region = up.region.clone();
+            let client = upstream::client::Client::new(up.clone())?;
+            let gateway = upstream::UpstreamGateway::new(
+                client,
+                config.engine.clone(),
+                users.clone(),
+                config.settings.clone(),
+                region,
+            );
+            let mut builder = S3ServiceBuilder::new(gateway);
+            builder.set_auth(users::Auth(users.clone()));
+            builder.build()
+        }
+        None => {
+            let data = config.data.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                let store = store::Store::open(&data)?;
+                store.sweep()?;
+                Ok::<_, io::Error>(store)
+            })
+            .await??;
+            let gateway = s3::Gateway::new(
+                store,
+                config.engine.clone(),
+                users.clone(),
+                config.settings.clone(),
+            );
+            let mut builder = S3ServiceBuilder::new(gateway.clone());
+            builder.set_route(s3::EncryptionRoute(gateway));
+            builder.set_auth(users::Auth(users.clone()));
+            builder.build()
+        }
+    };
 
     if config.settings.bench_plaintext {
         eprintln!("objseal serve: BENCHMARK BASELINE: object bodies are stored unencrypted");

@@ -29,7 +29,7 @@ mod route;
 pub use route::EncryptionRoute;
 
 /// The name of an SSE mode as kept in object metadata.
-fn sse_name(mode: Mode) -> &'static str {
+pub(crate) fn sse_name(mode: Mode) -> &'static str {
     match mode {
         Mode::SseKms => "aws:kms",
         Mode::SseC => "SSE-C",
@@ -100,13 +100,13 @@ pub fn convert(e: sse::S3Error) -> S3Error {
 }
 
 /// The S3 error for a library error.
-fn lib_err(e: objseal::Error) -> S3Error {
+pub(crate) fn lib_err(e: objseal::Error) -> S3Error {
     convert(ErrorMapping::default().map_error(e))
 }
 
 /// A 500 for an I/O failure (logged, never shown to the client). An
 /// objseal error carried in it is mapped as such.
-fn io_err(e: io::Error) -> S3Error {
+pub(crate) fn io_err(e: io::Error) -> S3Error {
     if e.get_ref().is_some_and(|i| i.is::<objseal::Error>()) {
         return lib_err(objseal::Error::from(e));
     }
@@ -118,7 +118,7 @@ fn io_err(e: io::Error) -> S3Error {
 }
 
 /// The object `key` of `bucket`, or S3's error for a key it refuses.
-fn binding(bucket: &str, key: &str) -> S3Result<ObjectBinding> {
+pub(crate) fn binding(bucket: &str, key: &str) -> S3Result<ObjectBinding> {
     if key.len() > objseal::format::MAX_OBJECT_KEY_LEN {
         return Err(s3_error!(KeyTooLongError, "Your key is too long"));
     }
@@ -132,7 +132,7 @@ fn binding(bucket: &str, key: &str) -> S3Result<ObjectBinding> {
 }
 
 /// S3's 2 KB limit on user metadata (names and values).
-fn check_user_meta(meta: Option<&Metadata>) -> S3Result<()> {
+pub(crate) fn check_user_meta(meta: Option<&Metadata>) -> S3Result<()> {
     let size: usize = meta
         .into_iter()
         .flatten()
@@ -148,7 +148,7 @@ fn check_user_meta(meta: Option<&Metadata>) -> S3Result<()> {
 }
 
 /// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> S3Result<T> + Send + 'static,
 ) -> S3Result<T> {
     tokio::task::spawn_blocking(f)
@@ -158,18 +158,18 @@ async fn blocking<T: Send + 'static>(
 
 /// The content headers GET and HEAD answer with: the request's
 /// `response-*` overrides, else what was stored with the object.
-struct StoredHeaders {
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    content_disposition: Option<String>,
-    content_language: Option<String>,
-    cache_control: Option<String>,
+pub(crate) struct StoredHeaders {
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) content_disposition: Option<String>,
+    pub(crate) content_language: Option<String>,
+    pub(crate) cache_control: Option<String>,
 }
 
 impl StoredHeaders {
     /// From `meta` and the overrides for content type, encoding,
     /// disposition, language and cache control, in that order.
-    fn new(meta: &ObjectMeta, overrides: [&Option<String>; 5]) -> Self {
+    pub(crate) fn new(meta: &ObjectMeta, overrides: [&Option<String>; 5]) -> Self {
         let pick =
             |o: &Option<String>, stored: &Option<String>| o.clone().or_else(|| stored.clone());
         let [ty, enc, disp, lang, cache] = overrides;
@@ -184,7 +184,7 @@ impl StoredHeaders {
 }
 
 /// Adds the stored `Expires` header, when there is one and it is valid.
-fn insert_expires(headers: &mut http::HeaderMap, meta: &ObjectMeta) {
+pub(crate) fn insert_expires(headers: &mut http::HeaderMap, meta: &ObjectMeta) {
     if let Some(exp) = meta
         .expires
         .as_deref()
@@ -194,11 +194,11 @@ fn insert_expires(headers: &mut http::HeaderMap, meta: &ObjectMeta) {
     }
 }
 
-fn strip_quotes(etag: &str) -> String {
+pub(crate) fn strip_quotes(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
 
-fn timestamp(ms: u64) -> Timestamp {
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
@@ -207,7 +207,7 @@ fn unix_secs(t: &Timestamp) -> i64 {
 }
 
 /// Adds encryption response headers.
-fn add_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
+pub(crate) fn add_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
     for (name, value) in headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -218,7 +218,7 @@ fn add_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
     }
 }
 
-fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
+pub(crate) fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
         ETagCondition::Any => true,
         ETagCondition::ETag(e) => e.value().trim_matches('"') == etag,
@@ -227,7 +227,7 @@ fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
 
 /// The bytes of part `n` of an object (GET/HEAD `?partNumber=`): a
 /// multipart object's part, or all of a single-part object for part 1.
-fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<Option<std::ops::Range<u64>>> {
+pub(crate) fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<Option<std::ops::Range<u64>>> {
     let invalid = || {
         let mut e = S3Error::with_message(
             S3ErrorCode::Custom("InvalidPartNumber".into()),
@@ -249,7 +249,7 @@ fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<Option<std::ops::Range<u64>
 }
 
 /// S3's precondition checks for GET and HEAD.
-fn check_conditions(
+pub(crate) fn check_conditions(
     meta: &ObjectMeta,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -282,7 +282,10 @@ fn check_conditions(
 /// The plaintext length a PUT declares: `x-amz-decoded-content-length`,
 /// else `Content-Length` unless the body is `aws-chunked` (its length is
 /// then unknown, as for a chunked transfer without a length).
-fn declared_len(headers: &HeaderMap, content_length: Option<i64>) -> S3Result<Option<u64>> {
+pub(crate) fn declared_len(
+    headers: &HeaderMap,
+    content_length: Option<i64>,
+) -> S3Result<Option<u64>> {
     if let Some(v) = headers.get("x-amz-decoded-content-length") {
         let n = v
             .to_str()
@@ -311,7 +314,7 @@ struct NewObject {
     content_md5: Option<[u8; 16]>,
 }
 
-fn parse_content_md5(v: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+pub(crate) fn parse_content_md5(v: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     let Some(v) = v else { return Ok(None) };
     base64::engine::general_purpose::STANDARD
         .decode(v.trim())
@@ -596,12 +599,12 @@ fn paginate(
     page
 }
 
-fn max_keys(v: Option<i32>) -> usize {
+pub(crate) fn max_keys(v: Option<i32>) -> usize {
     v.map_or(1000, |n| usize::try_from(n.clamp(0, 1000)).unwrap_or(0))
 }
 
 /// URL-encodes a listing value as S3 does for `encoding-type=url`.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
@@ -613,12 +616,12 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-fn encoder(encoding: Option<&EncodingType>) -> impl Fn(String) -> String + use<> {
+pub(crate) fn encoder(encoding: Option<&EncodingType>) -> impl Fn(String) -> String + use<> {
     let url = encoding.is_some_and(|e| e.as_str() == EncodingType::URL);
     move |s| if url { url_encode(&s) } else { s }
 }
 
-fn listed(meta: &ObjectMeta, enc: &impl Fn(String) -> String) -> Object {
+pub(crate) fn listed(meta: &ObjectMeta, enc: &impl Fn(String) -> String) -> Object {
     Object {
         key: Some(enc(meta.key.clone())),
         size: Some(i64::try_from(meta.size).unwrap_or(i64::MAX)),
@@ -631,7 +634,7 @@ fn listed(meta: &ObjectMeta, enc: &impl Fn(String) -> String) -> Object {
     }
 }
 
-fn owner(user: &str) -> Owner {
+pub(crate) fn owner(user: &str) -> Owner {
     Owner {
         display_name: Some(user.to_owned()),
         id: Some(user.to_owned()),

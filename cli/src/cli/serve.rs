@@ -21,7 +21,13 @@ Examples:
   objseal serve --tls-cert cert.pem --tls-key key.pem
   objseal serve --tls-self-signed   # prints the certificate's SHA-256 fingerprint
   aws --endpoint-url http://127.0.0.1:9000 s3 mb s3://photos
-  aws --endpoint-url http://127.0.0.1:9000 s3 cp cat.jpg s3://photos/ --sse aws:kms";
+  aws --endpoint-url http://127.0.0.1:9000 s3 cp cat.jpg s3://photos/ --sse aws:kms
+
+Upstream mode (objects sealed in another S3-compatible store; the gateway
+keeps no object state, so several instances sharing one home can serve it):
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \\
+    objseal serve --upstream http://store.internal:8333
+  objseal --kms aws serve --upstream   # SSE-KMS keys in AWS KMS; URLs from AWS_ENDPOINT_URL_*";
 
 /// Examples for `objseal users --help`.
 pub const USERS_HELP: &str = "\
@@ -65,6 +71,16 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     shutdown_grace: u64,
+    /// Store objects sealed in this S3-compatible store instead of the data
+    /// directory (without URL: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL).
+    /// Its credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    /// and AWS_SESSION_TOKEN; its region from AWS_REGION.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    upstream: Option<String>,
+    /// Trust this PEM CA certificate for an https upstream (beside the
+    /// system's roots).
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    upstream_ca: Option<PathBuf>,
 }
 
 /// `objseal users` subcommands.
@@ -94,6 +110,16 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), Failure> {
         }
         _ => None,
     };
+    let upstream = match &a.upstream {
+        None => None,
+        Some(url) => {
+            let url = Some(url.as_str()).filter(|u| !u.is_empty());
+            let mut up = objseal_gateway::upstream::client::UpstreamConfig::from_env(url)
+                .map_err(|e| Failure::usage(format!("--upstream: {e}")))?;
+            up.ca_file = a.upstream_ca.clone();
+            Some(up)
+        }
+    };
     let config = objseal_gateway::Config {
         home: store.home.clone(),
         data: data.clone(),
@@ -109,6 +135,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), Failure> {
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         quiet: ctx.quiet,
         tls,
+        upstream,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
