@@ -224,8 +224,12 @@ impl UpstreamGateway {
                 Ok(v) => v,
                 Err(e) => {
                     // The writer is gone, so the upload fails; wait for it.
-                    let _ = handle.block_on(up);
-                    return Err(e);
+                    // An answer of the upstream (not the cut we caused) is
+                    // what went wrong first.
+                    return Err(match handle.block_on(up) {
+                        Ok(Err(ue)) if ue.status != 0 => up_err(ue),
+                        _ => e,
+                    });
                 }
             };
             let trailer = Trailer {
@@ -905,10 +909,20 @@ impl S3 for UpstreamGateway {
         let sse = if env.mode == Mode::SseC || sse.customer_key().is_some() {
             // Checks the customer key (or its absence) as GET would.
             let env = env.clone();
+            let headers: Vec<[u8; HEADER_LEN]> = info
+                .known
+                .values()
+                .filter_map(|h| <[u8; HEADER_LEN]>::try_from(h.as_slice()).ok())
+                .collect();
             blocking(move || {
-                engine
-                    .data_key(sse.open_with(), &binding, &env)
-                    .map_err(|e| convert(sse::part_error(&e).with_source(e)))?;
+                if env.parts.is_some() {
+                    sse::check_part_list(&engine, sse.open_with(), &binding, &env, &headers)
+                        .map_err(lib_err)?;
+                } else {
+                    engine
+                        .data_key(sse.open_with(), &binding, &env)
+                        .map_err(lib_err)?;
+                }
                 Ok(sse)
             })
             .await?
@@ -1466,8 +1480,10 @@ impl S3 for UpstreamGateway {
             let written = match result {
                 Ok(p) => p,
                 Err(e) => {
-                    let _ = handle.block_on(up);
-                    return Err(e);
+                    return Err(match handle.block_on(up) {
+                        Ok(Err(ue)) if ue.status != 0 => up_err(ue),
+                        _ => e,
+                    });
                 }
             };
             let sent = written.inner.finish();

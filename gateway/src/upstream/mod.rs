@@ -458,7 +458,9 @@ impl UpstreamGateway {
             header_str(&headers, &format!("x-amz-meta-{META_ENVELOPE}")).ok_or_else(not_objseal)?;
         let envelope = Envelope::from_base64(env_b64).map_err(lib_err)?;
         let trailer = Trailer::decode(&tail).ok_or_else(|| damaged("trailer"))?;
-        let body_len = total - TRAILER_LEN;
+        let body_len = total
+            .checked_sub(TRAILER_LEN)
+            .ok_or_else(|| damaged("shorter than its trailer"))?;
         if trailer.plaintext_len != envelope.plaintext_len
             || objseal::body::sealed_len(trailer.plaintext_len).ok() != Some(body_len)
         {
