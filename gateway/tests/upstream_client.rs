@@ -784,9 +784,11 @@ fn connect_refused_is_status_0_quickly() {
         let endpoint = format!("http://127.0.0.1:{port}");
         let c = Client::new(config(&endpoint)).unwrap();
         let t = Instant::now();
-        let e = c.head_object("b", "k").await.unwrap_err();
+        let e = c.head_object("b", "private/name").await.unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (0, CODE_TRANSPORT), "{e}");
         assert!(e.message.contains(&endpoint), "{e}");
+        // Messages reach the log: never a key.
+        assert!(!e.message.contains("private"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         let e = c
             .put_object(

@@ -813,14 +813,14 @@ impl Client {
         self.inner.endpoint.clone()
     }
 
+    /// The endpoint and the operation, for messages (never a key, a query
+    /// or a signature: messages reach the log).
     fn describe(&self, req: &Req<'_>) -> String {
-        format!(
-            "upstream {} ({} {} {})",
-            self.inner.endpoint,
-            req.what,
-            req.method,
-            req.target.path()
-        )
+        let on = match req.target {
+            Target::Service => String::new(),
+            Target::Bucket(b) | Target::Object(b, _) => format!(" in bucket {b:?}"),
+        };
+        format!("upstream {} ({}{on})", self.inner.endpoint, req.what)
     }
 
     /// The signed request, and the progress of its streamed body.
