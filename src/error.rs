@@ -654,10 +654,43 @@ pub enum KmsError {
         /// The key reference or ARN asked for.
         key_id: String,
     },
-    /// The service could not be reached or failed (other implementations).
+    /// The service could not be reached or failed (other implementations;
+    /// [`crate::keys::AwsKms`] after its retries: 5xx answers, transport
+    /// errors, timeouts, malformed answers).
     #[error("KMS unavailable: {reason}; retry later")]
     Unavailable {
         /// What failed.
+        reason: String,
+    },
+    /// The service kept throttling the requests (AWS KMS
+    /// `ThrottlingException` or `LimitExceededException`) through every
+    /// retry.
+    #[error(
+        "KMS at {endpoint} throttled the request ({attempts} attempt(s)); reduce the request rate (or use S3 Bucket Keys) and retry later"
+    )]
+    Throttled {
+        /// The service's endpoint.
+        endpoint: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The service refused the request with an error that has no variant
+    /// of its own (AWS KMS `ValidationException`, ...).
+    #[error("KMS refused the request: {code}: {message}")]
+    Refused {
+        /// The service's error code (AWS's `__type` without its namespace,
+        /// or `HTTP <status>`).
+        code: String,
+        /// The service's message.
+        message: String,
+    },
+    /// The KMS client is not configured (a missing or malformed setting,
+    /// such as an unset `AWS_ACCESS_KEY_ID`).
+    #[error("KMS client configuration: {variable} {reason}")]
+    Configuration {
+        /// The setting or environment variable at fault.
+        variable: String,
+        /// What is wrong with it.
         reason: String,
     },
 }

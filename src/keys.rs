@@ -17,6 +17,8 @@
 //! read under another mode does not unwrap. `docs/FORMAT.md` §5 has the
 //! bytes. The [`crate::engine::Engine`] puts the pieces together.
 
+#[cfg(feature = "aws-kms")]
+mod aws_kms;
 pub(crate) mod bucket_key;
 mod context;
 mod details;
@@ -28,6 +30,11 @@ pub(crate) mod wrap;
 
 pub use crate::body::DataKey;
 pub use crate::fsio::rfc3339;
+#[cfg(feature = "aws-kms")]
+pub use aws_kms::{
+    AwsCiphertext, AwsKeyMetadata, AwsKms, AwsKmsConfig, AwsReEncrypted, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, MAX_RETRIES,
+};
 pub use bucket_key::DEFAULT_BUCKET_KEY_TTL;
 pub use context::{
     EncryptionContext, MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_LEN, MAX_CONTEXT_PAIRS,

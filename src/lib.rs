@@ -87,6 +87,8 @@ pub use cipher::{Backend, CpuReport, cpu_report};
 pub use engine::{Engine, EngineBuilder, OpenWith, SealMode};
 pub use error::{BodyError, CipherError, Error, FormatError, KeyError, KmsError};
 pub use format::{Envelope, Mode, ObjectBinding};
+#[cfg(feature = "aws-kms")]
+pub use keys::{AwsKms, AwsKmsConfig};
 pub use keys::{CustomerKey, EncryptionContext, Keyring, Kms, LocalKms, MasterKey};
 
 /// The README's Rust examples, compiled and run as doctests.

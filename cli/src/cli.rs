@@ -12,7 +12,7 @@ mod store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use fail::Failure;
 
@@ -22,6 +22,12 @@ foreign file), 3 key management error, 4 I/O error.
 
 The key store lives in --home, else $OBJSEAL_HOME, else $XDG_DATA_HOME/objseal,
 else ~/.local/share/objseal; the first command that needs keys creates it.
+
+With --kms aws, SSE-KMS data keys come from AWS KMS (or a service speaking
+its API) configured as the AWS SDKs are: AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION),
+AWS_ENDPOINT_URL_KMS (or AWS_ENDPOINT_URL). The SSE-S3 keyring stays in the
+key store.
 
 Examples:
   objseal seal report.csv                 # writes report.csv.osl (SSE-S3)
@@ -41,6 +47,12 @@ pub struct Cli {
     /// a key file readable by others, are still printed).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Where SSE-KMS data keys come from: the key store's local KMS, or AWS
+    /// KMS configured from the environment (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+    /// AWS_ENDPOINT_URL_KMS).
+    #[arg(long, global = true, value_enum, default_value_t = KmsBackend::Local, value_name = "KMS")]
+    kms: KmsBackend,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,18 +89,35 @@ enum Command {
     Users(serve::UsersCommand),
 }
 
+/// Where SSE-KMS data keys come from (`--kms`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum KmsBackend {
+    /// The key store's local KMS.
+    #[default]
+    Local,
+    /// AWS KMS, configured from the environment as the AWS SDKs are.
+    Aws,
+}
+
 /// What every command gets besides its own arguments.
 pub struct Ctx {
     home: Option<PathBuf>,
     /// Whether to keep stderr to errors only.
     pub quiet: bool,
+    /// Where SSE-KMS data keys come from.
+    pub kms: KmsBackend,
 }
 
 impl Ctx {
-    /// Opens (creating on first use) the key store.
+    /// Opens (creating on first use) the key store; with `--kms aws`, its
+    /// engine asks AWS KMS for SSE-KMS data keys.
     pub fn store(&self) -> Result<store::Store, Failure> {
         let home = store::home_dir(self.home.as_deref())?;
-        store::Store::open(&home, self.quiet)
+        let mut store = store::Store::open(&home, self.quiet)?;
+        if self.kms == KmsBackend::Aws {
+            store.use_aws_kms()?;
+        }
+        Ok(store)
     }
 }
 
@@ -117,12 +146,16 @@ pub fn main() -> ExitCode {
     let ctx = Ctx {
         home: cli.home,
         quiet: cli.quiet,
+        kms: cli.kms,
     };
     let result = match cli.command {
         Command::Seal(a) => object::seal(&ctx, a),
         Command::Open(a) => object::open(&ctx, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Keys(c) => keys::keys(&ctx, c),
+        Command::Kms(_) if ctx.kms == KmsBackend::Aws => Err(Failure::usage(
+            "`objseal kms` manages the local KMS only; with --kms aws, manage keys, aliases and audit logs in AWS KMS (console, aws kms CLI)",
+        )),
         Command::Kms(c) => keys::kms(&ctx, c),
         Command::Rewrap(a) => object::rewrap(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),

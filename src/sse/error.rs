@@ -301,12 +301,28 @@ fn map_kms(err: &KmsError) -> S3Error {
             S3Error::invalid_argument("x-amz-server-side-encryption-context", MSG_KMS_CONTEXT)
         }
         KmsError::AccessDenied { .. } => S3Error::access_denied(),
+        // KMS throttling through every retry: S3's answer to a request
+        // rate above what it (here: its KMS) takes.
+        KmsError::Throttled { .. } => {
+            S3Error::new("SlowDown", 503, "Please reduce your request rate.")
+        }
+        // The KMS unreachable, failing (5xx) or hung past its timeout.
         KmsError::Unavailable { .. } => S3Error::new(
             "ServiceUnavailable",
             503,
-            "Please reduce your request rate.",
+            "Service is unable to handle request.",
         ),
-        _ => S3Error::internal(),
+        // A stored blob or context that does not decrypt, a KMS refusal
+        // without an S3 code of its own, a server whose KMS client is not
+        // configured, and key-management errors S3 requests cannot cause:
+        // the server's fault, details in the source.
+        KmsError::ContextMismatch
+        | KmsError::IncorrectKey { .. }
+        | KmsError::InvalidCiphertext { .. }
+        | KmsError::AliasExists { .. }
+        | KmsError::InvalidDeletionWindow { .. }
+        | KmsError::Refused { .. }
+        | KmsError::Configuration { .. } => S3Error::internal(),
     }
 }
 

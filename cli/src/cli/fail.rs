@@ -107,8 +107,12 @@ pub fn code_of(e: &Error) -> u8 {
         Error::Kms(
             KmsError::InvalidDeletionWindow { .. }
             | KmsError::InvalidKeyReference { .. }
-            | KmsError::InvalidContext { .. },
+            | KmsError::InvalidContext { .. }
+            // An unset AWS_ACCESS_KEY_ID or the like: fixed by the caller.
+            | KmsError::Configuration { .. },
         ) => USAGE,
+        // Everything else the KMS says (including Throttled, Unavailable
+        // and Refused from AWS KMS) is a key-management error.
         Error::Kms(_) => KEYS,
         _ => USAGE,
     }

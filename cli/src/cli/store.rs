@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use objseal::{Engine, Error, KeyError, Keyring, Kms, KmsError, LocalKms};
+use objseal::{AwsKms, Engine, Error, KeyError, Keyring, Kms, KmsError, LocalKms};
 
 use super::Failure;
 
@@ -101,6 +101,9 @@ pub struct Store {
     pub keyring: Arc<Keyring>,
     /// The local KMS.
     pub kms: Arc<LocalKms>,
+    /// AWS KMS (`--kms aws`): when set, the engine's SSE-KMS keys come from
+    /// it instead of the local KMS.
+    pub aws_kms: Option<Arc<AwsKms>>,
 }
 
 impl Store {
@@ -203,12 +206,30 @@ impl Store {
             home: home.to_path_buf(),
             keyring: Arc::new(keyring),
             kms: Arc::new(kms),
+            aws_kms: None,
         })
+    }
+
+    /// Makes the engine ask AWS KMS, configured from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL_KMS`, ...), for SSE-KMS data keys.
+    /// Makes no request: a missing variable fails here, an unreachable
+    /// KMS on first use.
+    pub fn use_aws_kms(&mut self) -> Result<(), Failure> {
+        let kms = AwsKms::from_env().map_err(|e| Failure {
+            code: super::fail::code_of(&e),
+            message: format!("--kms aws: {e}"),
+        })?;
+        self.aws_kms = Some(Arc::new(kms));
+        Ok(())
     }
 
     /// An engine over this store.
     pub fn engine(&self) -> Engine {
-        let kms: Arc<dyn Kms> = self.kms.clone();
+        let kms: Arc<dyn Kms> = match &self.aws_kms {
+            Some(aws) => aws.clone(),
+            None => self.kms.clone(),
+        };
         Engine::builder()
             .keyring(self.keyring.clone())
             .kms(kms)
