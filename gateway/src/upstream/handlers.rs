@@ -125,6 +125,106 @@ fn sealed_end(end: u64, body_len: u64) -> u64 {
     objseal::body::sealed_len(chunks * chunk).map_or(body_len, |n| n.min(body_len))
 }
 
+/// A part on its way to the upstream upload.
+struct OutgoingPart {
+    handle: Handle,
+    client: super::client::Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    number: u32,
+    len: u64,
+}
+
+impl OutgoingPart {
+    /// Seals `len` bytes of `input` as the part and uploads it (on the
+    /// blocking pool); returns the part's client ETag. A short, long or
+    /// failed body, or a Content-MD5 that differs, fails the upstream
+    /// upload too.
+    fn send(
+        self,
+        sealer: &sse::PartSealer,
+        input: Source,
+        client_failed: Option<Arc<AtomicBool>>,
+        content_md5: Option<[u8; 16]>,
+        limit: u64,
+    ) -> S3Result<String> {
+        let OutgoingPart {
+            handle,
+            client,
+            bucket,
+            key,
+            upload_id,
+            number,
+            len,
+        } = self;
+        let sealed = objseal::body::sealed_len(len).map_err(lib_err)?;
+        let (chan, stream) = ChannelWriter::new();
+        let up = handle.spawn(async move {
+            client
+                .upload_part(&bucket, &key, &upload_id, number, stream, sealed)
+                .await
+        });
+        let result: S3Result<sse::WrittenPart<ChannelWriter>> = (|| {
+            let mut input = CountingReader {
+                inner: input,
+                n: 0,
+                md5: content_md5.map(|_| Md5::new()),
+                limit,
+                too_large: false,
+            };
+            let mut w = sealer.writer_sized(number, len, chan).map_err(convert)?;
+            let copied = io::copy(&mut input, &mut w);
+            if input.too_large {
+                return Err(s3_error!(EntityTooLarge));
+            }
+            if client_failed
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+            {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "The request body could not be read."
+                ));
+            }
+            copied.map_err(|e| lib_err(objseal::Error::from(e)))?;
+            if let (Some(want), Some(h)) = (content_md5, input.md5.take()) {
+                let got: [u8; 16] = h.finalize().into();
+                if want != got {
+                    return Err(s3_error!(BadDigest));
+                }
+            }
+            w.finish().map_err(convert)
+        })();
+        let written = match result {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(match handle.block_on(up) {
+                    Ok(Err(ue)) if ue.status != 0 => up_err(ue),
+                    _ => e,
+                });
+            }
+        };
+        let sent = written.inner.finish();
+        let up_etag = handle
+            .block_on(up)
+            .map_err(|e| io_err(io::Error::other(e.to_string())))?
+            .map_err(up_err)?;
+        sent.map_err(io_err)?;
+        Ok(layout::part_etag(&up_etag, &written.record.header, len))
+    }
+}
+
+/// A page of a listing as the client sees it.
+#[derive(Default)]
+struct ListedPage {
+    objects: Vec<Object>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    next_token: Option<String>,
+    last_scanned: Option<String>,
+}
+
 /// A plaintext source for [`UpstreamGateway::store_object`].
 type Source = Box<dyn Read + Send>;
 
@@ -146,10 +246,17 @@ impl UpstreamGateway {
         client_failed: Option<Arc<AtomicBool>>,
         content_md5: Option<[u8; 16]>,
         mut meta: ObjectMeta,
+        conditions: HeaderMap,
     ) -> S3Result<(ObjectMeta, Envelope, SseRequest)> {
         let limit = self.settings().max_object_size;
         if len > limit {
             return Err(s3_error!(EntityTooLarge));
+        }
+        if layout::is_hidden(key) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "keys under .objseal/ are reserved by the gateway"
+            ));
         }
         let binding = binding(bucket, key)?;
         let encryption = bucket_meta.encryption();
@@ -173,7 +280,8 @@ impl UpstreamGateway {
                 .map_err(lib_err)?;
             let body_len = objseal::body::sealed_len(len).map_err(lib_err)?;
             let env_b64 = envelope.to_base64().map_err(lib_err)?;
-            let headers = meta_headers(&meta, &[(META_ENVELOPE, &env_b64)])?;
+            let mut headers = meta_headers(&meta, &[(META_ENVELOPE, &env_b64)])?;
+            headers.extend(conditions);
             let up = {
                 let (b, k) = (bucket_s.clone(), key_s.clone());
                 handle.spawn(async move {
@@ -308,10 +416,23 @@ impl UpstreamGateway {
             info.body_len,
             info.known,
         );
-        if info.envelope.parts.is_none()
-            && let Ok(r) = range.satisfiable(info.envelope.plaintext_len)
+        // GETs ask for no more than the chunks the range ends in.
+        if let Ok(r) = range.satisfiable(info.envelope.plaintext_len)
+            && r.end > r.start
         {
-            src.limit_to(sealed_end(r.end, info.body_len));
+            if info.envelope.parts.is_none() {
+                src.limit_to(sealed_end(r.end, info.body_len));
+            } else {
+                let mut plain = 0u64;
+                for (_, sealed_at, len) in super::part_offsets(&info.envelope)? {
+                    if r.end <= plain + len {
+                        let part_sealed = objseal::body::sealed_len(len).map_err(lib_err)?;
+                        src.limit_to(sealed_at + sealed_end(r.end - plain, part_sealed));
+                        break;
+                    }
+                    plain += len;
+                }
+            }
         }
         let binding = binding(bucket, key)?;
         sse::open_object_range_reader(
@@ -354,7 +475,13 @@ impl UpstreamGateway {
     }
 
     /// One page of the upstream listing, hidden records left out, each
-    /// object with the client's ETag and size.
+    /// object with the client's ETag and size. Upstream pages holding only
+    /// hidden records are skipped (the `.objseal/` block is jumped over), so
+    /// a truncated page is never empty unless the upstream kept answering
+    /// empty pages. Returns the objects, the common prefixes, whether more
+    /// follow, the upstream's next token and the last key or prefix the
+    /// upstream listed (a V1 `NextMarker`).
+    #[allow(clippy::too_many_arguments)]
     async fn list_page(
         &self,
         bucket: &str,
@@ -363,60 +490,102 @@ impl UpstreamGateway {
         token: Option<&str>,
         start_after: Option<&str>,
         max: usize,
-    ) -> S3Result<(Vec<Object>, Vec<String>, bool, Option<String>)> {
-        let params = super::client::ListParams {
-            prefix,
-            delimiter,
-            continuation_token: token,
-            start_after,
-            max_keys: u32::try_from(max.clamp(1, 1000)).unwrap_or(1000),
-        };
-        let page = self
-            .client()
-            .list_objects_v2(bucket, &params)
-            .await
-            .map_err(up_err)?;
-        let visible: Vec<_> = page
-            .contents
-            .into_iter()
-            .filter(|o| !layout::is_hidden(&o.key))
-            .collect();
-        let views = futures::stream::iter(visible.into_iter().map(|o| async move {
-            let view = self.listed_view(bucket, &o.key, &o.etag).await;
-            (o, view)
-        }))
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await;
-        let mut objects = Vec::with_capacity(views.len());
-        for (o, view) in views {
-            let (etag, size) = match view {
-                Ok(v) => v,
-                // Deleted since it was listed, or not objseal's: left out.
-                Err(_) => continue,
+    ) -> S3Result<ListedPage> {
+        /// The first key after every `.objseal/…` key (`0` follows `/`).
+        const AFTER_HIDDEN: &str = ".objseal0";
+        let mut token = token.map(str::to_owned);
+        let mut after = start_after.map(str::to_owned);
+        let mut out = ListedPage::default();
+        for _ in 0..64 {
+            let params = super::client::ListParams {
+                prefix,
+                delimiter,
+                continuation_token: token.as_deref(),
+                start_after: if token.is_some() {
+                    None
+                } else {
+                    after.as_deref()
+                },
+                max_keys: u32::try_from(max.clamp(1, 1000)).unwrap_or(1000),
             };
-            objects.push(Object {
-                key: Some(o.key),
-                size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
-                e_tag: Some(ETag::Strong(strip_quotes(&etag))),
-                last_modified: Timestamp::parse(TimestampFormat::DateTime, &o.last_modified).ok(),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
-                ..Default::default()
-            });
+            let page = self
+                .client()
+                .list_objects_v2(bucket, &params)
+                .await
+                .map_err(up_err)?;
+            let last_key = page.contents.last().map(|o| o.key.clone());
+            let last_prefix = page.common_prefixes.last().cloned();
+            out.last_scanned = last_key.clone().into_iter().chain(last_prefix).max();
+            let visible: Vec<_> = page
+                .contents
+                .into_iter()
+                .filter(|o| !layout::is_hidden(&o.key))
+                .collect();
+            let views = futures::stream::iter(visible.into_iter().map(|o| async move {
+                let view = self.listed_view(bucket, &o.key, &o.etag).await;
+                (o, view)
+            }))
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await;
+            for (o, view) in views {
+                let (etag, size) = match view {
+                    Ok(v) => v,
+                    // Deleted since it was listed, or not objseal's: left out.
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            S3ErrorCode::NoSuchKey | S3ErrorCode::InvalidObjectState
+                        ) =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                out.objects.push(Object {
+                    key: Some(o.key),
+                    size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+                    e_tag: Some(ETag::Strong(strip_quotes(&etag))),
+                    last_modified: Timestamp::parse(TimestampFormat::DateTime, &o.last_modified)
+                        .ok(),
+                    storage_class: Some(ObjectStorageClass::from_static(
+                        ObjectStorageClass::STANDARD,
+                    )),
+                    ..Default::default()
+                });
+            }
+            out.prefixes.extend(
+                page.common_prefixes
+                    .into_iter()
+                    .filter(|p| !p.starts_with(HIDDEN_PREFIX)),
+            );
+            out.truncated = page.is_truncated;
+            out.next_token = page.next_continuation_token;
+            if !out.truncated || !out.objects.is_empty() || !out.prefixes.is_empty() {
+                break;
+            }
+            // Only hidden records so far: jump past them if that is where
+            // the upstream stopped, else go on from its token.
+            let in_hidden = out
+                .last_scanned
+                .as_deref()
+                .is_some_and(|k| layout::is_hidden(k) || k == HIDDEN_PREFIX);
+            if in_hidden && AFTER_HIDDEN.starts_with(prefix) {
+                token = None;
+                after = Some(AFTER_HIDDEN.to_owned());
+            } else if in_hidden {
+                // The client's prefix lies inside the hidden block.
+                out.truncated = false;
+                out.next_token = None;
+                break;
+            } else {
+                match &out.next_token {
+                    Some(t) => token = Some(t.clone()),
+                    None => break,
+                }
+            }
         }
-        let prefixes = page
-            .common_prefixes
-            .into_iter()
-            .filter(|p| !p.starts_with(HIDDEN_PREFIX))
-            .collect();
-        Ok((
-            objects,
-            prefixes,
-            page.is_truncated,
-            page.next_continuation_token,
-        ))
+        Ok(out)
     }
 
     /// Writes the manifest of a completed upload.
@@ -511,8 +680,24 @@ impl S3 for UpstreamGateway {
         }
         match self.client().create_bucket(&name).await {
             Ok(()) => {}
-            // An upstream bucket objseal has no record of: adopted.
-            Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
+            // An upstream bucket objseal has no record of: adopted only
+            // when empty (it may be another application's).
+            Err(e) if e.code == "BucketAlreadyOwnedByYou" => {
+                let page = self
+                    .client()
+                    .list_objects_v2(
+                        &name,
+                        &super::client::ListParams {
+                            max_keys: 1,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(up_err)?;
+                if !page.contents.is_empty() || !page.common_prefixes.is_empty() {
+                    return Err(s3_error!(BucketAlreadyExists));
+                }
+            }
             Err(e) => return Err(up_err(e)),
         }
         let meta = BucketMeta {
@@ -559,30 +744,22 @@ impl S3 for UpstreamGateway {
         let user = self.caller(&req)?;
         let name = req.input.bucket.clone();
         let meta = self.owned_bucket(&name, &user).await?;
-        let (objects, prefixes, _, _) = self.list_page(&name, "", None, None, None, 1000).await?;
-        let visible_upstream = self
+        let page = self.list_page(&name, "", None, None, None, 1).await?;
+        if !page.objects.is_empty() || !page.prefixes.is_empty() {
+            return Err(s3_error!(BucketNotEmpty));
+        }
+        // Uploads in progress would lose their records (and a completion
+        // racing the sweep its manifest): refused until they end.
+        let uploads = self
             .client()
-            .list_objects_v2(
-                &name,
-                &super::client::ListParams {
-                    prefix: "",
-                    delimiter: Some("/"),
-                    max_keys: 1000,
-                    ..Default::default()
-                },
-            )
+            .list_multipart_uploads(&name, "")
             .await
             .map_err(up_err)?;
-        let others = visible_upstream
-            .contents
-            .iter()
-            .any(|o| !layout::is_hidden(&o.key))
-            || visible_upstream
-                .common_prefixes
-                .iter()
-                .any(|p| p != HIDDEN_PREFIX);
-        if !objects.is_empty() || !prefixes.is_empty() || others {
-            return Err(s3_error!(BucketNotEmpty));
+        if uploads.iter().any(|u| !layout::is_hidden(&u.key)) {
+            return Err(s3_error!(
+                BucketNotEmpty,
+                "The bucket has multipart uploads in progress; complete or abort them first."
+            ));
         }
         // objseal's records go first (the bucket record last), then the bucket.
         let mut token: Option<String> = None;
@@ -731,12 +908,30 @@ impl S3 for UpstreamGateway {
                 "keys under .objseal/ are reserved by the gateway"
             ));
         }
+        // Conditional writes are checked here and passed on to the upstream
+        // (If-None-Match: *, If-Match with its ETag), which enforces them
+        // atomically where it supports them.
+        let mut conditions = HeaderMap::new();
         if input.if_none_match.is_some() || input.if_match.is_some() {
-            let current = match self.resolve(&input.bucket, &input.key).await {
-                Ok(i) => Some(strip_quotes(&i.meta.etag)),
+            let resolved = match self.resolve(&input.bucket, &input.key).await {
+                Ok(i) => Some(i),
                 Err(e) if *e.code() == S3ErrorCode::NoSuchKey => None,
                 Err(e) => return Err(e),
             };
+            if input.if_none_match.is_some() {
+                conditions.insert(
+                    http::header::IF_NONE_MATCH,
+                    http::HeaderValue::from_static("*"),
+                );
+            }
+            if input.if_match.is_some()
+                && let Some(v) = resolved
+                    .as_ref()
+                    .and_then(|i| http::HeaderValue::from_str(&i.upstream_etag).ok())
+            {
+                conditions.insert(http::header::IF_MATCH, v);
+            }
+            let current = resolved.map(|i| strip_quotes(&i.meta.etag));
             if let Some(cond) = &input.if_none_match
                 && current
                     .as_deref()
@@ -778,6 +973,7 @@ impl S3 for UpstreamGateway {
                 Some(failed),
                 content_md5,
                 meta,
+                conditions,
             )
             .await?;
         let mut resp = S3Response::new(PutObjectOutput {
@@ -825,6 +1021,7 @@ impl S3 for UpstreamGateway {
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         enum Opened {
             Full(sse::ObjectStream<StreamReader>),
+            Whole(Box<sse::ObjectRangeReader<UpstreamSource>>),
             Range(Box<sse::ObjectRangeReader<UpstreamSource>>),
         }
         let (opened, sse) = blocking(move || {
@@ -833,6 +1030,15 @@ impl S3 for UpstreamGateway {
                 Some(r) => Opened::Range(Box::new(
                     this.open_range(&engine, with, &bucket, &key, info, r)?,
                 )),
+                // A multipart object is read through its part list checked
+                // first (over the manifest's headers), not after the last
+                // part as a stream would.
+                None if info.envelope.parts.is_some() && info.meta.size > 0 => {
+                    let all = ByteRange::from(0..info.meta.size);
+                    Opened::Whole(Box::new(
+                        this.open_range(&engine, with, &bucket, &key, info, all)?,
+                    ))
+                }
                 None => Opened::Full(this.open_full(&engine, with, &bucket, &key, &info)?),
             };
             Ok((opened, sse))
@@ -841,6 +1047,7 @@ impl S3 for UpstreamGateway {
         let headers = sse::response_headers(Operation::Get, &env, &sse).map_err(convert)?;
         let (len, content_range, stream) = match opened {
             Opened::Full(r) => (meta.size, None, objseal::aio::read_stream(move || Ok(r))),
+            Opened::Whole(r) => (meta.size, None, objseal::aio::read_stream(move || Ok(r))),
             Opened::Range(r) => {
                 let range = r.range();
                 let cr = objseal::body::content_range(&range, r.object_len());
@@ -1046,27 +1253,25 @@ impl S3 for UpstreamGateway {
         self.owned_bucket(&input.bucket, &user).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max = max_keys(input.max_keys);
-        let (objects, prefixes, truncated) = if max == 0 {
-            (Vec::new(), Vec::new(), false)
+        let ListedPage {
+            objects,
+            prefixes,
+            truncated,
+            last_scanned: last,
+            ..
+        } = if max == 0 {
+            ListedPage::default()
         } else {
-            let (o, p, t, _) = self
-                .list_page(
-                    &input.bucket,
-                    &prefix,
-                    input.delimiter.as_deref(),
-                    None,
-                    input.marker.as_deref().filter(|m| !m.is_empty()),
-                    max,
-                )
-                .await?;
-            (o, p, t)
+            self.list_page(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                None,
+                input.marker.as_deref().filter(|m| !m.is_empty()),
+                max,
+            )
+            .await?
         };
-        let last = objects
-            .last()
-            .and_then(|o| o.key.clone())
-            .into_iter()
-            .chain(prefixes.last().cloned())
-            .max();
         let enc = encoder(input.encoding_type.as_ref());
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -1107,8 +1312,14 @@ impl S3 for UpstreamGateway {
         self.owned_bucket(&input.bucket, &user).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max = max_keys(input.max_keys);
-        let (objects, prefixes, truncated, next) = if max == 0 {
-            (Vec::new(), Vec::new(), false, None)
+        let ListedPage {
+            objects,
+            prefixes,
+            truncated,
+            next_token: next,
+            ..
+        } = if max == 0 {
+            ListedPage::default()
         } else {
             self.list_page(
                 &input.bucket,
@@ -1171,6 +1382,12 @@ impl S3 for UpstreamGateway {
             .map(str::to_owned);
         let input = req.input;
         let dest_meta = self.owned_bucket(&input.bucket, &user).await?;
+        if layout::is_hidden(&input.key) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "keys under .objseal/ are reserved by the gateway"
+            ));
+        }
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         self.owned_bucket(&src_bucket, &user).await?;
         let info = self.resolve(&src_bucket, &src_key).await?;
@@ -1256,16 +1473,23 @@ impl S3 for UpstreamGateway {
                 .client()
                 .copy_object(&src_bucket, &src_key, &input.bucket, &input.key, headers)
                 .await;
-            let upstream_etag = match copied {
-                Ok(e) => e,
-                Err(e) => {
-                    if let Some(id) = extra_id {
-                        let _ = self
-                            .client()
-                            .delete_object(&input.bucket, &layout::manifest_key(&id))
-                            .await;
+            let upstream_etag = match (copied, &extra_id) {
+                (Ok(e), _) => e,
+                (Err(e), None) => return Err(up_err(e)),
+                (Err(e), Some(id)) => {
+                    // The copy may have happened with its answer lost: the
+                    // new manifest is deleted only if the object does not
+                    // name it.
+                    match self.names_manifest(&input.bucket, &input.key, id).await {
+                        Some(etag) => etag,
+                        None => {
+                            let _ = self
+                                .client()
+                                .delete_object(&input.bucket, &layout::manifest_key(id))
+                                .await;
+                            return Err(up_err(e));
+                        }
                     }
-                    return Err(up_err(e));
                 }
             };
             if let Some(old) = &info.manifest {
@@ -1308,6 +1532,7 @@ impl S3 for UpstreamGateway {
                 None,
                 None,
                 meta,
+                HeaderMap::new(),
             )
             .await?
         };
@@ -1439,65 +1664,129 @@ impl S3 for UpstreamGateway {
             input.key.clone(),
             input.upload_id.clone(),
         );
+        let client_failed = reader.client_failed.clone();
         let (etag, sse) = blocking(move || {
             let sealer = upload.sealer(&engine, sse.open_with()).map_err(convert)?;
-            let sealed = objseal::body::sealed_len(len).map_err(lib_err)?;
-            let (chan, stream) = ChannelWriter::new();
-            let up = handle.spawn(async move {
-                client
-                    .upload_part(&bucket, &key, &upload_id, number, stream, sealed)
-                    .await
-            });
-            let client_failed = reader.client_failed.clone();
-            let result: S3Result<sse::WrittenPart<ChannelWriter>> = (|| {
-                let mut input = CountingReader {
-                    inner: reader,
-                    n: 0,
-                    md5: content_md5.map(|_| Md5::new()),
-                    limit,
-                    too_large: false,
-                };
-                let mut w = sealer.writer_sized(number, len, chan).map_err(convert)?;
-                let copied = io::copy(&mut input, &mut w);
-                if input.too_large {
-                    return Err(s3_error!(EntityTooLarge));
-                }
-                if client_failed.load(Ordering::Relaxed) {
-                    return Err(s3_error!(
-                        IncompleteBody,
-                        "The request body could not be read."
-                    ));
-                }
-                copied.map_err(|e| lib_err(objseal::Error::from(e)))?;
-                if let (Some(want), Some(h)) = (content_md5, input.md5.take()) {
-                    let got: [u8; 16] = h.finalize().into();
-                    if want != got {
-                        return Err(s3_error!(BadDigest));
-                    }
-                }
-                w.finish().map_err(convert)
-            })();
-            let written = match result {
-                Ok(p) => p,
-                Err(e) => {
-                    return Err(match handle.block_on(up) {
-                        Ok(Err(ue)) if ue.status != 0 => up_err(ue),
-                        _ => e,
-                    });
-                }
+            let part = OutgoingPart {
+                handle,
+                client,
+                bucket,
+                key,
+                upload_id,
+                number,
+                len,
             };
-            let sent = written.inner.finish();
-            let up_etag = handle
-                .block_on(up)
-                .map_err(|e| io_err(io::Error::other(e.to_string())))?
-                .map_err(up_err)?;
-            sent.map_err(io_err)?;
-            let etag = layout::part_etag(&up_etag, &written.record.header, len);
+            let etag = part.send(
+                &sealer,
+                Box::new(reader),
+                Some(client_failed),
+                content_md5,
+                limit,
+            )?;
             Ok((etag, sse))
         })
         .await?;
         let mut resp = S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        });
+        add_headers(
+            &mut resp.headers,
+            sse::response_headers(Operation::UploadPart, &env, &sse).map_err(convert)?,
+        );
+        Ok(resp)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let user = self.caller(&req)?;
+        let sse = self.sse_request(&req.headers)?;
+        let input = req.input;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let number = part_number(input.part_number)?;
+        let record = self
+            .upload_record(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let env = Envelope::from_base64(&record.envelope).map_err(lib_err)?;
+        let upload = sse::MultipartUpload::from_envelope(env.clone()).map_err(convert)?;
+        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        self.owned_bucket(&src_bucket, &user).await?;
+        let info = self.resolve(&src_bucket, &src_key).await?;
+        check_conditions(
+            &info.meta,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        )
+        .map_err(copy_condition)?;
+        let size = info.meta.size;
+        let range = match input.copy_source_range.as_deref() {
+            None => 0..size,
+            Some(r) => {
+                let bad = || {
+                    s3_error!(
+                        InvalidArgument,
+                        "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+                    )
+                };
+                let spec = r.trim().strip_prefix("bytes=").ok_or_else(bad)?;
+                let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+                let a: u64 = a.trim().parse().map_err(|_| bad())?;
+                let b: u64 = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b >= size {
+                    let mut e = S3Error::with_message(
+                        S3ErrorCode::InvalidRange,
+                        "The requested range is not satisfiable",
+                    );
+                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                    return Err(e);
+                }
+                a..b + 1
+            }
+        };
+        let len = range.end - range.start;
+        let limit = self.settings().max_object_size;
+        let engine = self.engine_for(&user);
+        let this = self.clone();
+        let part = OutgoingPart {
+            handle: Handle::current(),
+            client: self.client().clone(),
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            upload_id: input.upload_id.clone(),
+            number,
+            len,
+        };
+        let (etag, sse) = blocking(move || {
+            let sealer = upload.sealer(&engine, sse.open_with()).map_err(convert)?;
+            let with = sse.copy_source_open_with();
+            let source: Source = if len == 0 {
+                Box::new(io::empty())
+            } else if range.start == 0 && range.end == size && info.envelope.parts.is_none() {
+                Box::new(this.open_full(&engine, with, &src_bucket, &src_key, &info)?)
+            } else {
+                Box::new(this.open_range(
+                    &engine,
+                    with,
+                    &src_bucket,
+                    &src_key,
+                    info,
+                    ByteRange::from(range),
+                )?)
+            };
+            let etag = part.send(&sealer, source, None, None, limit)?;
+            Ok((etag, sse))
+        })
+        .await?;
+        let mut resp = S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(etag)),
+                last_modified: Some(timestamp(now_ms())),
+                ..Default::default()
+            }),
             ..Default::default()
         });
         add_headers(
@@ -1600,13 +1889,30 @@ impl S3 for UpstreamGateway {
         let upstream_etag = match done {
             Ok(e) => e,
             Err(e) => {
-                if e.code != "NoSuchUpload" {
-                    let _ = self
-                        .client()
-                        .delete_object(&input.bucket, &layout::manifest_key(&record.manifest))
-                        .await;
+                // A completion whose answer was lost (a retry then finds no
+                // upload, or the connection failed) may have happened: the
+                // object says so by naming this manifest.
+                match self
+                    .names_manifest(&input.bucket, &input.key, &record.manifest)
+                    .await
+                {
+                    Some(etag) => etag,
+                    None => {
+                        // Refused for certain (a bad part list, say): the
+                        // manifest is no one's, and a corrected retry
+                        // writes it again. Kept when in doubt.
+                        if (400..500).contains(&e.status) && e.code != "NoSuchUpload" {
+                            let _ = self
+                                .client()
+                                .delete_object(
+                                    &input.bucket,
+                                    &layout::manifest_key(&record.manifest),
+                                )
+                                .await;
+                        }
+                        return Err(up_err(e));
+                    }
                 }
-                return Err(up_err(e));
             }
         };
         let _ = self
@@ -1727,6 +2033,20 @@ impl S3 for UpstreamGateway {
 }
 
 impl UpstreamGateway {
+    /// The upstream ETag of `bucket/key` if the object names manifest `id`.
+    async fn names_manifest(&self, bucket: &str, key: &str, id: &str) -> Option<String> {
+        let h = self.client().head_object(bucket, key).await.ok()?;
+        let named = h
+            .get(format!("x-amz-meta-{META_MANIFEST}"))
+            .and_then(|v| v.to_str().ok())?;
+        (named == id).then(|| {
+            h.get("etag")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        })
+    }
+
     /// The manifest of a copy onto itself: the old one with a new envelope.
     async fn manifest_for(
         &self,

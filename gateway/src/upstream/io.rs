@@ -150,7 +150,8 @@ pub struct UpstreamSource {
     known: BTreeMap<u64, Vec<u8>>,
     /// The end (exclusive) of what a new GET asks for at most.
     window_end: u64,
-    current: Mutex<Option<(u64, StreamReader)>>,
+    /// The open GET: position, end (exclusive) and reader.
+    current: Mutex<Option<(u64, u64, StreamReader)>>,
 }
 
 impl UpstreamSource {
@@ -183,7 +184,7 @@ impl UpstreamSource {
         self.window_end = end.min(self.body_len);
     }
 
-    fn from_known(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+    fn known_bytes(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
         let (start, bytes) = self.known.range(..=offset).next_back()?;
         let at = usize::try_from(offset - start).ok()?;
         let avail = bytes.get(at..).filter(|b| !b.is_empty())?;
@@ -198,7 +199,7 @@ impl ReadAt for UpstreamSource {
         if buf.is_empty() || offset >= self.body_len {
             return Ok(0);
         }
-        if let Some(n) = self.from_known(buf, offset) {
+        if let Some(n) = self.known_bytes(buf, offset) {
             return Ok(n);
         }
         let mut cur = self
@@ -206,8 +207,9 @@ impl ReadAt for UpstreamSource {
             .lock()
             .map_err(|_| io::Error::other("upstream source poisoned"))?;
         // Forward within the open GET: skip the gap.
-        if let Some((pos, reader)) = cur.as_mut()
+        if let Some((pos, end, reader)) = cur.as_mut()
             && offset >= *pos
+            && offset < *end
             && offset - *pos <= 4 << 20
         {
             let mut skip = offset - *pos;
@@ -247,9 +249,15 @@ impl ReadAt for UpstreamSource {
                         io::Error::other(e.to_string())
                     }
                 })?;
-            *cur = Some((offset, StreamReader::new(self.handle.clone(), resp.body)));
+            *cur = Some((
+                offset,
+                end,
+                StreamReader::new(self.handle.clone(), resp.body),
+            ));
         }
-        let (pos, reader) = cur.as_mut().expect("set above");
+        let Some((pos, _, reader)) = cur.as_mut() else {
+            return Err(io::Error::other("no upstream read open"));
+        };
         let n = reader.read(buf)?;
         *pos += n as u64;
         Ok(n)

@@ -3,7 +3,7 @@
 //!
 //! The gateway keeps no object state of its own, so any number of
 //! instances can serve one upstream: what an object needs to be read
-//! travels with it (`docs/FORMAT.md` §8):
+//! travels with it (`docs/FORMAT.md` §9):
 //!
 //! - a single-part object is stored at the client's key as its sealed
 //!   body followed by a trailer (the client's ETag digest, the plaintext
@@ -53,6 +53,9 @@ pub const BUCKET_TTL: Duration = Duration::from_secs(2);
 /// Entries kept in each in-memory cache before it is emptied.
 const CACHE_MAX: usize = 100_000;
 
+/// (bucket, key, upstream ETag) of a listed object.
+type ListedKey = (String, String, String);
+
 /// The S3 service over an upstream store.
 #[derive(Clone)]
 pub struct UpstreamGateway {
@@ -71,7 +74,7 @@ struct Inner {
     /// Upload records by (bucket, upload id).
     uploads: Mutex<HashMap<(String, String), Arc<UploadRecord>>>,
     /// The client view of listed objects by (bucket, key, upstream ETag).
-    listed: Mutex<HashMap<(String, String, String), (String, u64)>>,
+    listed: Mutex<HashMap<ListedKey, (String, u64)>>,
 }
 
 impl core::fmt::Debug for UpstreamGateway {
@@ -236,7 +239,7 @@ fn total_len(status: u16, h: &HeaderMap, got: usize) -> Option<u64> {
 }
 
 /// Where each part's body starts, from a completed envelope.
-fn part_offsets(env: &Envelope) -> S3Result<Vec<(u32, u64, u64)>> {
+pub(crate) fn part_offsets(env: &Envelope) -> S3Result<Vec<(u32, u64, u64)>> {
     let list = env.parts.as_ref().ok_or_else(|| damaged("no part list"))?;
     let mut out = Vec::with_capacity(list.parts.len());
     let mut at = 0u64;
