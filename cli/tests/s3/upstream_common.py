@@ -12,13 +12,29 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import boto3
+import botocore
 from botocore.config import Config
 
+import common
 from common import *  # noqa: F401,F403 (client, check, eq, expect_error, md5_hex, sse_c_key, CHECKS)
-from common import CHECKS, ENDPOINT, check, client, eq
+from common import CHECKS, ENDPOINT, client, eq
+
+# UPSTREAM_KEEP_GOING=1 (by hand, for diagnosis): a failed check is printed
+# and counted instead of ending the script, which then fails at done().
+FAILURES = []
+if os.environ.get("UPSTREAM_KEEP_GOING") == "1":
+    def _check(cond, what):
+        CHECKS[0] += 1
+        if not cond:
+            FAILURES.append(what)
+            print(f"FAILED: {what}", file=sys.stderr, flush=True)
+
+    common.check = _check
+check = common.check
 
 ENDPOINT_B = os.environ.get("S3_ENDPOINT_B", "")
 UPSTREAM = os.environ["UPSTREAM_ENDPOINT"]
@@ -33,7 +49,8 @@ CHUNK = 16 * KiB
 # Every plaintext the scenarios store is made of lines holding this marker;
 # the direct upstream check looks for it in every stored byte.
 MARKER = b"OBJSEAL-PLAINTEXT-MARKER-5e1f0c9a-"
-TRAILER = 32
+# The single-part trailer: magic, ETag digest, u64 length, the body's header.
+TRAILER = 8 + 16 + 8 + 56
 TMP = tempfile.mkdtemp(prefix="objseal-upstream-")
 
 
@@ -107,6 +124,25 @@ def check_sse_headers(r, mode, what, seed="c"):
            f"{what}: SSE-C key MD5")
 
 
+def put_default(s3, bucket, algorithm="AES256", kms_key=None):
+    """A bucket's default encryption, with SSE-C writes allowed."""
+    default = {"SSEAlgorithm": algorithm, **({"KMSMasterKeyID": kms_key} if kms_key else {})}
+    try:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": default, "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}]})
+    except botocore.exceptions.ClientError as e:
+        check(False, f"PutBucketEncryption of {bucket} ({algorithm}, BlockedEncryptionTypes NONE): {e}")
+        return
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    eq((rule["ApplyServerSideEncryptionByDefault"], rule.get("BlockedEncryptionTypes", {}).get("EncryptionType")),
+       (default, ["NONE"]), f"{bucket}: GetBucketEncryption after PutBucketEncryption")
+
+
+def allow_sse_c(s3, bucket):
+    """New buckets block SSE-C writes (S3 since 2026): unblock them."""
+    put_default(s3, bucket)
+
+
 def objseal(*args):
     """`objseal --home $OBJSEAL_HOME ARGS` (stdout; fails the check on error)."""
     r = subprocess.run([os.environ["OBJSEAL_BIN"], "--home", HOME, *args],
@@ -128,21 +164,32 @@ def upstream_object(up, bucket, key):
     return g["Metadata"], g["Body"].read()
 
 
-def inspect_sealed(envelope_b64, body, name="obj"):
-    """`objseal inspect --json` of base64decode(envelope) || body[..len-32]."""
-    check(len(body) >= TRAILER, f"{name}: upstream body holds the {TRAILER}-byte trailer")
+def inspect_sealed(envelope_b64, body, name="obj", etag=None):
+    """`objseal inspect --json` of base64decode(envelope) || body, the upstream
+    form of a single-part object (docs/FORMAT.md section 9.1), after checking
+    the trailer that follows the sealed body: its magic, ETag digest (when
+    `etag` is given), plaintext length and copy of the body's header."""
     path = os.path.join(TMP, "inspect.osl")
     with open(path, "wb") as f:
         f.write(base64.b64decode(envelope_b64))
-        f.write(body[:len(body) - TRAILER])
-    return json.loads(objseal("inspect", "--json", path))
+        f.write(body)
+    r = json.loads(objseal("inspect", "--json", path))
+    sealed = r["expected_body_len"]
+    eq(r["body_len"], sealed + TRAILER, f"{name}: upstream body = sealed body + {TRAILER}-byte trailer")
+    t = body[sealed:]
+    eq(t[:8], b"OSUPTRL1", f"{name}: trailer magic")
+    eq(int.from_bytes(t[24:32], "big"), r["plaintext_len"], f"{name}: trailer's plaintext length")
+    eq(t[32:], body[:56], f"{name}: trailer's copy of the body header")
+    if etag is not None:
+        eq(f'"{t[8:24].hex()}"', etag, f"{name}: trailer's ETag digest = the client's ETag")
+    return r
 
 
-def inspect_upstream(up, bucket, key):
+def inspect_upstream(up, bucket, key, etag=None):
     meta, body = upstream_object(up, bucket, key)
     env = meta.get("objseal-envelope")
     check(env is not None, f"upstream {bucket}/{key} has x-amz-meta-objseal-envelope: {sorted(meta)}")
-    return inspect_sealed(env, body, f"{bucket}/{key}")
+    return inspect_sealed(env, body, f"{bucket}/{key}", etag)
 
 
 def aws(*args, endpoint=None, ok=True):
@@ -172,4 +219,7 @@ def list_all_v2(s3, bucket, **kw):
 
 
 def done(name):
+    if FAILURES:
+        print(f"{name} [{KIND}]: {len(FAILURES)} of {CHECKS[0]} checks failed", file=sys.stderr)
+        sys.exit(1)
     print(f"{name} [{KIND}]: {CHECKS[0]} checks passed")

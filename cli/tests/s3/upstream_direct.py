@@ -4,11 +4,13 @@
 gateway lists is an upstream bucket of the same name holding the same keys
 plus hidden ones under .objseal/ (bucket.json, multipart manifests); every
 single-part object is base64(envelope) in x-amz-meta-objseal-envelope and
-the sealed body plus a 32-byte trailer, which `objseal inspect` reads as a
-whole sealed object of the listed plaintext size bound to its bucket and
-key; multipart objects name a manifest that exists; every stored object is
-larger than its plaintext; and no upstream object (hidden ones too) nor its
-metadata holds any of the plaintext markers.
+the sealed body plus the 88-byte trailer (docs/FORMAT.md section 9.1), which
+`objseal inspect` reads as a whole sealed object of the listed plaintext size
+bound to its bucket and key; a multipart object names a manifest whose
+envelope in front of the upstream body is a whole sealed multipart object
+(section 9.2); every stored object is larger than its plaintext; and no
+upstream object (hidden ones too) nor its metadata holds any of the
+plaintext markers.
 
 `upstream_direct.py selftest` (no gateway): fills an upstream bucket the way
 the layout says, with an object sealed by `objseal seal`, and checks that the
@@ -16,6 +18,7 @@ same checks pass on it and catch a plaintext body and plaintext metadata.
 """
 
 import base64
+import hashlib
 import json
 import os
 import sys
@@ -50,14 +53,39 @@ def scan(up):
     return found, n
 
 
-def check_sealed(up, bucket, key, size, up_size):
+def check_sealed(up, bucket, key, size, up_size, etag):
     """A single-part object stored upstream: inspect's view of it."""
     meta, body = upstream_object(up, bucket, key)
     eq(len(body), up_size, f"{bucket}/{key}: upstream GET length = listed size")
-    r = inspect_sealed(meta["objseal-envelope"], body, f"{bucket}/{key}")
+    r = inspect_sealed(meta["objseal-envelope"], body, f"{bucket}/{key}", etag)
     eq(r["plaintext_len"], size, f"{bucket}/{key}: envelope's plaintext length = gateway's size")
-    eq(r["body_len"], r["expected_body_len"], f"{bucket}/{key}: sealed body complete (body + {TRAILER}-byte trailer)")
+    eq(r["parts"], None, f"{bucket}/{key}: a single-part envelope")
     eq((r["bucket"], r["key_name"]), (bucket, key), f"{bucket}/{key}: envelope bound to its bucket and key")
+    return r
+
+
+def check_multipart(up, ups, bucket, key, size, up_size, etag, manifest_id):
+    """A multipart object: its manifest's envelope in front of the upstream
+    body is a whole sealed multipart object (docs/FORMAT.md section 9.2)."""
+    m = f".objseal/manifests/{manifest_id}"
+    check(m in ups, f"{bucket}/{key}: its manifest {m} exists upstream")
+    check(len(manifest_id) == 32 and all(c in "0123456789abcdef" for c in manifest_id),
+          f"{bucket}/{key}: manifest id {manifest_id!r} is 32 lowercase hex digits")
+    _, raw = upstream_object(up, bucket, m)
+    man = json.loads(raw)
+    eq((man.get("v"), man.get("etag")), (1, etag), f"{bucket}/{key}: manifest version and ETag")
+    _, body = upstream_object(up, bucket, key)
+    eq(len(body), up_size, f"{bucket}/{key}: upstream GET length = listed size")
+    path = os.path.join(TMP, "mp.osl")
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(man["envelope"]))
+        f.write(body)
+    r = json.loads(objseal("inspect", "--json", path))
+    parts = int(etag.strip('"').rsplit("-", 1)[1])
+    eq((r["plaintext_len"], r["parts"], len(man.get("headers", []))), (size, parts, parts),
+       f"{bucket}/{key}: manifest envelope's length and part count")
+    eq((r["bucket"], r["key_name"]), (bucket, key), f"{bucket}/{key}: manifest envelope bound to its bucket and key")
+    eq(r["body_len"], r["expected_body_len"], f"{bucket}/{key}: upstream body = the part bodies")
     return r
 
 
@@ -80,13 +108,17 @@ def selftest():
     with open(out, "rb") as f:
         sealed = f.read()
     env_len = json.loads(objseal("inspect", "--json", out))["envelope_len"]
-    up.put_object(Bucket=B, Key="sealed.bin", Body=sealed[env_len:] + os.urandom(TRAILER),
+    body = sealed[env_len:]
+    etag = hashlib.md5(plain).digest()
+    trailer = b"OSUPTRL1" + etag + len(plain).to_bytes(8, "big") + body[:56]
+    eq(len(trailer), TRAILER, "selftest: trailer length")
+    up.put_object(Bucket=B, Key="sealed.bin", Body=body + trailer,
                   Metadata={"objseal-envelope": base64.b64encode(sealed[:env_len]).decode()})
     up.put_object(Bucket=B, Key=".objseal/bucket.json", Body=b"{}")
     listed = {o["Key"]: o["Size"] for o in list_all_v2(up, B)}
     eq(sorted(listed), [".objseal/bucket.json", "sealed.bin"], "selftest upstream listing")
     check(listed["sealed.bin"] > len(plain), "selftest: stored larger than plaintext")
-    r = check_sealed(up, B, "sealed.bin", len(plain), listed["sealed.bin"])
+    r = check_sealed(up, B, "sealed.bin", len(plain), listed["sealed.bin"], f'"{etag.hex()}"')
     eq(r["mode"], "SSE-S3", "selftest: inspect mode")
     check(r["key"]["version"] >= 1, f"selftest: keyring version {r['key']}")
     found, n = scan(up)
@@ -108,6 +140,7 @@ def main():
     up_buckets = {b["Name"] for b in up.list_buckets()["Buckets"]}
     gw_buckets = sorted(b["Name"] for b in s3.list_buckets()["Buckets"])
     check(len(gw_buckets) >= 2, f"the gateway lists buckets: {gw_buckets}")
+    check("up-delete" not in up_buckets, f"the bucket deleted through the gateway is gone upstream: {sorted(up_buckets)}")
     modes, multipart, objects = set(), 0, 0
     for b in gw_buckets:
         check(b in up_buckets, f"gateway bucket {b} is an upstream bucket of the same name: {sorted(up_buckets)}")
@@ -117,6 +150,7 @@ def main():
         check(".objseal/bucket.json" in ups, f"{b}: upstream holds .objseal/bucket.json")
         eq(sorted(k for k in ups if not k.startswith(".objseal/")), sorted(gw),
            f"{b}: upstream keys (less .objseal/) = gateway keys")
+        manifests = set()
         for k, o in gw.items():
             if k not in ups:
                 continue
@@ -125,18 +159,22 @@ def main():
             check(u["Size"] > o["Size"], f"{b}/{k}: stored {u['Size']} bytes, more than plaintext {o['Size']}")
             meta = up.head_object(Bucket=b, Key=k)["Metadata"]
             if "objseal-envelope" in meta:
-                r = check_sealed(up, b, k, o["Size"], u["Size"])
-                modes.add(r["mode"])
-                if r["mode"] == "SSE-KMS":
-                    check(os.environ["KMS_KEY_ID"] in str(r["key"]["id"]),
-                          f"{b}/{k}: SSE-KMS envelope names the moto key: {r['key']}")
+                r = check_sealed(up, b, k, o["Size"], u["Size"], o["ETag"])
             elif "objseal-manifest" in meta:
                 multipart += 1
-                m = f".objseal/manifests/{meta['objseal-manifest']}"
-                check(m in ups, f"{b}/{k}: its manifest {m} exists upstream")
+                manifests.add(f".objseal/manifests/{meta['objseal-manifest']}")
+                r = check_multipart(up, ups, b, k, o["Size"], u["Size"], o["ETag"], meta["objseal-manifest"])
             else:
                 check(False, f"{b}/{k}: upstream metadata has no objseal-envelope/-manifest: {sorted(meta)}")
-    eq(sorted(modes), ["SSE-C", "SSE-KMS", "SSE-S3"], "single-part objects of every mode seen upstream")
+                continue
+            modes.add(r["mode"])
+            if r["mode"] == "SSE-KMS":
+                check(os.environ["KMS_KEY_ID"] in str(r["key"]["id"]),
+                      f"{b}/{k}: SSE-KMS envelope names the moto key: {r['key']}")
+        eq(sorted(k for k in ups if k.startswith(".objseal/manifests/")), sorted(manifests),
+           f"{b}: the manifests upstream are those of its multipart objects")
+        eq([k for k in ups if k.startswith(".objseal/uploads/")], [], f"{b}: no upload record left after completion")
+    eq(sorted(modes), ["SSE-C", "SSE-KMS", "SSE-S3"], "objects of every mode seen upstream")
     check(multipart >= 3, f"multipart objects seen upstream: {multipart}")
     found, n = scan(up)
     eq(found, [], "no plaintext in any upstream object or its metadata")

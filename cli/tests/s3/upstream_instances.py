@@ -6,13 +6,14 @@ both versions read through both."""
 import time
 
 from upstream_common import *  # noqa: F403
-from upstream_common import (MiB, check, check_sse_headers, client, client_b, done, eq, expect_error, inspect_upstream,
+from upstream_common import (KMS_ALIAS, MiB, allow_sse_c, put_default, check, check_sse_headers, client, client_b, done, eq, expect_error, inspect_upstream,
                              list_all_v2, objseal, payload, active_key_version, sse_put_args, sse_read_args,
                              upstream_client)
 
 a, b, up = client(), client_b(), upstream_client()
 T = "up-two"
 a.create_bucket(Bucket=T)
+allow_sse_c(a, T)
 eq(b.head_bucket(Bucket=T)["ResponseMetadata"]["HTTPStatusCode"], 200, "B sees the bucket A made")
 check(T in [x["Name"] for x in b.list_buckets()["Buckets"]], "B lists the bucket A made")
 expect_error(lambda: b.create_bucket(Bucket=T), "BucketAlreadyOwnedByYou", 409, "B creating A's bucket")
@@ -40,6 +41,27 @@ listed = {o["Key"]: o for o in list_all_v2(b, T)}
 eq(sorted(listed), sorted(written), "B lists A's objects")
 for k, (mode, data, etag) in written.items():
     eq((listed[k]["Size"], listed[k]["ETag"]), (len(data), etag), f"B's listing of {k}: size and ETag")
+
+# A bucket's default encryption set through A applies to B's PUTs within 3 s.
+put_default(a, T, "aws:kms", KMS_ALIAS)
+t0 = time.monotonic()
+while True:
+    r = b.put_object(Bucket=T, Key="default-kms", Body=payload("default-kms", 100))
+    if r.get("ServerSideEncryption") == "aws:kms" or time.monotonic() - t0 > 3:
+        break
+    time.sleep(0.2)
+check_sse_headers(r, "kms-alias", f"B's PUT under the KMS default A set (after {time.monotonic() - t0:.2f}s)")
+written["default-kms"] = ("kms-alias", payload("default-kms", 100), r["ETag"])
+allow_sse_c(a, T)
+time.sleep(0.1)
+t0 = time.monotonic()
+while True:
+    r = b.put_object(Bucket=T, Key="default-s3", Body=payload("default-s3", 100))
+    if r.get("ServerSideEncryption") == "AES256" or time.monotonic() - t0 > 3:
+        break
+    time.sleep(0.2)
+check_sse_headers(r, "s3", f"B's PUT back under SSE-S3 (after {time.monotonic() - t0:.2f}s)")
+written["default-s3"] = ("s3", payload("default-s3", 100), r["ETag"])
 
 # Rotation.
 v1 = active_key_version()
