@@ -414,7 +414,27 @@ where
 {
     ByteStream::from_writer_task(move |out| {
         let mut r = make()?;
-        io::copy(&mut r, out)?;
+        // Whole pieces: `io::copy`'s 8 KiB writes would make one channel
+        // hand-off (and thread wake-up) per 8 KiB.
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; PIECE_LEN]);
+        let mut eof = false;
+        while !eof {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match r.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if filled > 0 {
+                out.write_all(&buf[..filled])?;
+            }
+        }
         Ok(())
     })
 }
