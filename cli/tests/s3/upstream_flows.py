@@ -66,6 +66,21 @@ for mode in MODES:
     expect_error(lambda: s3.get_object(Bucket=B, Key=key, Range=f"bytes={N}-", **rd),
                  "InvalidRange", 416, f"{mode} range past the end")
 
+# Conditional requests.
+e = etags["obj-s3"]
+eq(s3.get_object(Bucket=B, Key="obj-s3", IfMatch=e)["ContentLength"], N, "GET If-Match the ETag")
+expect_error(lambda: s3.get_object(Bucket=B, Key="obj-s3", IfMatch='"0123"'), "PreconditionFailed", 412,
+             "GET If-Match another ETag")
+expect_error(lambda: s3.get_object(Bucket=B, Key="obj-s3", IfNoneMatch=e), "304", 304, "GET If-None-Match the ETag")
+expect_error(lambda: s3.head_object(Bucket=B, Key="obj-kms-id", IfMatch='"0123"'), "412", 412,
+             "HEAD If-Match another ETag")
+expect_error(lambda: s3.put_object(Bucket=B, Key="obj-s3", Body=b"x", IfNoneMatch="*"), "PreconditionFailed", 412,
+             "PUT If-None-Match: * onto an existing key")
+eq(s3.get_object(Bucket=B, Key="obj-s3")["ETag"], e, "the refused PUT changed nothing")
+r = s3.put_object(Bucket=B, Key="fresh", Body=payload("fresh", 10), IfNoneMatch="*")
+eq(s3.get_object(Bucket=B, Key="fresh")["Body"].read(), payload("fresh", 10), "PUT If-None-Match: * of a new key")
+s3.delete_object(Bucket=B, Key="fresh")
+
 # Bucket default (no SSE header): SSE-S3; the empty object.
 r = s3.put_object(Bucket=B, Key="empty", Body=b"")
 eq((r["ServerSideEncryption"], r["ETag"]), ("AES256", '"d41d8cd98f00b204e9800998ecf8427e"'), "empty PUT")
