@@ -655,7 +655,7 @@ pub enum KmsError {
         key_id: String,
     },
     /// The service could not be reached or failed (other implementations;
-    /// [`crate::keys::AwsKms`] after its retries: 5xx answers, transport
+    /// `AwsKms` (feature `aws-kms`) after its retries: 5xx answers, transport
     /// errors, timeouts, malformed answers).
     #[error("KMS unavailable: {reason}; retry later")]
     Unavailable {
