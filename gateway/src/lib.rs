@@ -73,7 +73,8 @@ pub async fn serve(config: Config) -> io::Result<()> {
                 config.settings.clone(),
                 region,
             );
-            let mut builder = S3ServiceBuilder::new(gateway);
+            let mut builder = S3ServiceBuilder::new(gateway.clone());
+            builder.set_route(s3::EncryptionRoute::Upstream(gateway));
             builder.set_auth(users::Auth(users.clone()));
             builder.build()
         }
@@ -92,7 +93,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
                 config.settings.clone(),
             );
             let mut builder = S3ServiceBuilder::new(gateway.clone());
-            builder.set_route(s3::EncryptionRoute(gateway));
+            builder.set_route(s3::EncryptionRoute::Local(gateway));
             builder.set_auth(users::Auth(users.clone()));
             builder.build()
         }

@@ -11,9 +11,14 @@ use sha2::{Digest, Sha256};
 use super::{Gateway, blocking, convert, io_err};
 use crate::body::hex;
 
-/// The custom route for `PUT`/`GET /BUCKET?encryption`.
+/// The custom route for `PUT`/`GET /BUCKET?encryption`, over either store.
 #[derive(Debug, Clone)]
-pub struct EncryptionRoute(pub Gateway);
+pub enum EncryptionRoute {
+    /// The local data directory.
+    Local(Gateway),
+    /// An upstream S3 store.
+    Upstream(crate::upstream::UpstreamGateway),
+}
 
 const MAX_XML: usize = 64 << 10;
 
@@ -128,12 +133,17 @@ impl S3Route for EncryptionRoute {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let gw = &self.0;
-        let user = gw.caller(&req)?;
+        let user = match self {
+            EncryptionRoute::Local(gw) => gw.caller(&req)?,
+            EncryptionRoute::Upstream(gw) => gw.caller(&req)?,
+        };
         let bucket = bucket_of(req.uri.path())
             .map(str::to_owned)
             .ok_or_else(|| s3_error!(NoSuchBucket))?;
-        let meta = gw.owned_bucket(&bucket, &user).await?;
+        let meta = match self {
+            EncryptionRoute::Local(gw) => gw.owned_bucket(&bucket, &user).await?,
+            EncryptionRoute::Upstream(gw) => gw.owned_bucket(&bucket, &user).await?,
+        };
         if req.method == Method::GET {
             let mut rule = format!(
                 "<ApplyServerSideEncryptionByDefault><SSEAlgorithm>{}</SSEAlgorithm>",
@@ -183,22 +193,32 @@ impl S3Route for EncryptionRoute {
         }
         let xml = std::str::from_utf8(&body).map_err(|_| malformed())?;
         let rule = parse_rule(xml)?;
-        let store = gw.inner.store.clone();
-        blocking(move || {
-            store
-                .update_bucket(&bucket, |m| {
-                    m.sse_algorithm = rule.algorithm;
-                    m.kms_key_id = rule.kms_key;
-                    m.bucket_key = rule.bucket_key;
-                    m.configured = true;
-                    if let Some(b) = rule.sse_c_blocked {
-                        m.sse_c_blocked = b;
-                    }
+        let apply = move |m: &mut crate::store::BucketMeta| {
+            m.sse_algorithm = rule.algorithm;
+            m.kms_key_id = rule.kms_key;
+            m.bucket_key = rule.bucket_key;
+            m.configured = true;
+            if let Some(b) = rule.sse_c_blocked {
+                m.sse_c_blocked = b;
+            }
+        };
+        match self {
+            EncryptionRoute::Local(gw) => {
+                let store = gw.inner.store.clone();
+                blocking(move || {
+                    store
+                        .update_bucket(&bucket, apply)
+                        .map_err(io_err)?
+                        .ok_or_else(|| s3_error!(NoSuchBucket))
                 })
-                .map_err(io_err)?
-                .ok_or_else(|| s3_error!(NoSuchBucket))
-        })
-        .await?;
+                .await?;
+            }
+            EncryptionRoute::Upstream(gw) => {
+                let mut meta = meta;
+                apply(&mut meta);
+                gw.save_bucket(&bucket, &meta).await?;
+            }
+        }
         Ok(S3Response::new(Body::empty()))
     }
 }

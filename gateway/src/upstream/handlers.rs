@@ -1686,6 +1686,8 @@ impl S3 for UpstreamGateway {
             Ok((etag, sse))
         })
         .await?;
+        self.record_part(&input.bucket, &input.upload_id, number, &etag)
+            .await;
         let mut resp = S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
             ..Default::default()
@@ -1781,6 +1783,8 @@ impl S3 for UpstreamGateway {
             Ok((etag, sse))
         })
         .await?;
+        self.record_part(&input.bucket, &input.upload_id, number, &etag)
+            .await;
         let mut resp = S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(etag)),
@@ -1919,6 +1923,7 @@ impl S3 for UpstreamGateway {
             .client()
             .delete_object(&input.bucket, &layout::upload_key(&input.upload_id))
             .await;
+        self.forget_parts(&input.bucket, &input.upload_id).await;
         self.forget_upload(&input.bucket, &input.upload_id);
         self.remember(
             &input.bucket,
@@ -1946,6 +1951,87 @@ impl S3 for UpstreamGateway {
         Ok(resp)
     }
 
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let user = self.caller(&req)?;
+        let input = req.input;
+        self.owned_bucket(&input.bucket, &user).await?;
+        self.upload_record(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let listed = self
+            .client()
+            .list_parts(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(up_err)?;
+        let marker = input.part_number_marker.unwrap_or(0);
+        let max = input.max_parts.map_or(1000, |m| m.clamp(0, 1000));
+        let max_usize = usize::try_from(max).unwrap_or(0);
+        let after: Vec<_> = listed
+            .into_iter()
+            .filter(|p| i64::from(p.number) > i64::from(marker))
+            .collect();
+        let truncated = after.len() > max_usize;
+        let page: Vec<_> = after.into_iter().take(max_usize).collect();
+        let prefix = layout::parts_prefix(&input.upload_id);
+        let bucket = input.bucket.clone();
+        let parts = futures::stream::iter(page.iter().cloned().map(|p| {
+            let key = format!("{prefix}{}", p.number);
+            let bucket = bucket.clone();
+            async move {
+                let recorded = self
+                    .client()
+                    .get_small(&bucket, &key, 1024)
+                    .await
+                    .ok()
+                    .and_then(|(_, b)| String::from_utf8(b.to_vec()).ok())
+                    .and_then(|e| {
+                        let (up, _, len) = layout::parse_part_etag(&e)?;
+                        (up == p.etag.trim_matches('"')).then_some((e, len))
+                    });
+                let (etag, size) = match recorded {
+                    Some(v) => v,
+                    None => (
+                        strip_quotes(&p.etag),
+                        layout::plaintext_len_of(p.size).unwrap_or(0),
+                    ),
+                };
+                Part {
+                    part_number: i32::try_from(p.number).ok(),
+                    e_tag: Some(ETag::Strong(etag)),
+                    size: i64::try_from(size).ok(),
+                    last_modified: Timestamp::parse(TimestampFormat::DateTime, &p.last_modified)
+                        .ok(),
+                    ..Default::default()
+                }
+            }
+        }))
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await;
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(max),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: page
+                .last()
+                .filter(|_| truncated)
+                .and_then(|p| i32::try_from(p.number).ok()),
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            owner: Some(owner(&user)),
+            initiator: Some(Initiator {
+                display_name: Some(user.clone()),
+                id: Some(user),
+            }),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
@@ -1963,6 +2049,7 @@ impl S3 for UpstreamGateway {
             .client()
             .delete_object(&input.bucket, &layout::upload_key(&input.upload_id))
             .await;
+        self.forget_parts(&input.bucket, &input.upload_id).await;
         self.forget_upload(&input.bucket, &input.upload_id);
         Ok(S3Response::with_status(
             AbortMultipartUploadOutput::default(),
@@ -2033,6 +2120,36 @@ impl S3 for UpstreamGateway {
 }
 
 impl UpstreamGateway {
+    /// Keeps a part's client ETag for ListParts (best effort: without it,
+    /// ListParts shows the upstream's ETag and a size derived from it).
+    async fn record_part(&self, bucket: &str, upload_id: &str, number: u32, etag: &str) {
+        let key = format!("{}{number}", layout::parts_prefix(upload_id));
+        let _ = self
+            .client()
+            .put_small(
+                bucket,
+                &key,
+                HeaderMap::new(),
+                bytes::Bytes::copy_from_slice(etag.as_bytes()),
+            )
+            .await;
+    }
+
+    /// Deletes the part records of an upload (best effort).
+    async fn forget_parts(&self, bucket: &str, upload_id: &str) {
+        let prefix = layout::parts_prefix(upload_id);
+        let params = super::client::ListParams {
+            prefix: &prefix,
+            max_keys: 1000,
+            ..Default::default()
+        };
+        if let Ok(page) = self.client().list_objects_v2(bucket, &params).await {
+            for o in page.contents {
+                let _ = self.client().delete_object(bucket, &o.key).await;
+            }
+        }
+    }
+
     /// The upstream ETag of `bucket/key` if the object names manifest `id`.
     async fn names_manifest(&self, bucket: &str, key: &str, id: &str) -> Option<String> {
         let h = self.client().head_object(bucket, key).await.ok()?;

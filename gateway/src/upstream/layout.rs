@@ -45,6 +45,22 @@ pub fn upload_key(upload_id: &str) -> String {
     format!("{HIDDEN_PREFIX}uploads/{}", crate::body::hex(&digest))
 }
 
+/// Where the client ETags of an upload's parts are kept (one record per
+/// part, for ListParts), by the upstream upload id.
+pub fn parts_prefix(upload_id: &str) -> String {
+    let digest = Sha256::digest(upload_id.as_bytes());
+    format!("{HIDDEN_PREFIX}parts/{}/", crate::body::hex(&digest))
+}
+
+/// The plaintext length of a body `sealed` bytes long, if there is one.
+pub fn plaintext_len_of(sealed: u64) -> Option<u64> {
+    let chunk = objseal::body::CHUNK_LEN as u64;
+    let body = sealed.checked_sub(HEADER_LEN as u64)?;
+    let chunks = body.div_ceil(chunk + 16).max(1);
+    let n = body.checked_sub(16 * chunks)?;
+    (objseal::body::sealed_len(n).ok()? == sealed).then_some(n)
+}
+
 /// A single-part object's trailer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trailer {
@@ -173,10 +189,23 @@ mod tests {
     }
 
     #[test]
+    fn plaintext_lengths_invert_sealed_lengths() {
+        let c = objseal::body::CHUNK_LEN as u64;
+        for n in [0, 1, 15, 16, c - 1, c, c + 1, 3 * c, 5 << 20, (5 << 20) + 7] {
+            let s = objseal::body::sealed_len(n).unwrap();
+            assert_eq!(plaintext_len_of(s), Some(n), "{n}");
+        }
+        assert_eq!(plaintext_len_of(0), None);
+        assert_eq!(plaintext_len_of(HEADER_LEN as u64), None);
+    }
+
+    #[test]
     fn hidden_keys() {
         assert!(is_hidden(BUCKET_RECORD));
         assert!(is_hidden(&manifest_key("ab")));
         assert!(is_hidden(&upload_key("x")));
+        assert!(parts_prefix("x").starts_with(HIDDEN_PREFIX));
+        assert_ne!(parts_prefix("x"), parts_prefix("y"));
         assert!(!is_hidden(".objseal"));
         assert!(!is_hidden("a/.objseal/b"));
     }
