@@ -919,6 +919,80 @@ impl Kms for AwsKms {
     }
 }
 
+impl AwsKms {
+    /// Fuzzing entry point (`fuzz/fuzz_targets/aws_kms_answers.rs`): runs
+    /// the parsing of one kind of AWS KMS answer on `body`, as the calls
+    /// do, and discards the result. `kind % 5`: 0 GenerateDataKey,
+    /// 1 Decrypt, 2 DescribeKey, 3 Encrypt/ReEncrypt, 4 an error answer of
+    /// HTTP `status` (with an `x-amzn-ErrorType` header when `kind` has its
+    /// top bit set). Makes no request: a pending-deletion refusal, whose
+    /// classification asks `DescribeKey`, stops before it. It is no API.
+    #[doc(hidden)]
+    pub fn fuzz_parse_answer(kind: u8, status: u16, body: &[u8]) {
+        static KMS: std::sync::OnceLock<AwsKms> = std::sync::OnceLock::new();
+        let kms = KMS.get_or_init(|| {
+            let config = AwsKmsConfig::new("us-east-1", "AKIDFUZZ", "fuzz")
+                .with_endpoint("http://127.0.0.1:9")
+                .expect("a valid endpoint");
+            AwsKms::new(config).expect("a client")
+        });
+        let call = Call {
+            op: "Fuzz",
+            key_id: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            principal: "fuzz",
+        };
+        match (kind & 0x7f) % 5 {
+            0 | 1 => {
+                let Ok(resp) = kms.parse::<DataKeyResponse>(&call, body) else {
+                    return;
+                };
+                let _ = kms.decode_key(&call, &resp.plaintext);
+                let _ = kms.decode_blob(&call, resp.ciphertext_blob.as_deref().unwrap_or(""));
+                let _ = resp.key_id != call.key_id;
+            }
+            2 => {
+                if let Ok(resp) = kms.parse::<MetadataResponse>(&call, body) {
+                    let _ = AwsKeyMetadata::from(resp.key_metadata);
+                }
+            }
+            3 => {
+                if let Ok(resp) = kms.parse::<CiphertextResponse>(&call, body) {
+                    let _ = kms.decode_blob(&call, &resp.ciphertext_blob);
+                    let _ = resp.source_key_id.unwrap_or_default();
+                }
+            }
+            _ => {
+                let header_type = (kind & 0x80 != 0).then(|| {
+                    "KMSInvalidStateException:http://internal.amazon.com/coral/com.amazonaws.kms/"
+                        .to_owned()
+                });
+                let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+                let (name, message) = match parsed {
+                    Some(b) => (
+                        b.kind.or(header_type.clone()),
+                        b.message.unwrap_or_default(),
+                    ),
+                    None => (header_type.clone(), String::new()),
+                };
+                let name = name.as_deref().map(error_name).unwrap_or_default();
+                let message = bounded(&message);
+                if name == "KMSInvalidStateException"
+                    && status < 500
+                    && status != 429
+                    && message.to_lowercase().contains("pending deletion")
+                {
+                    let _ = arn_in(message);
+                    return;
+                }
+                match kms.classify(&call, status, header_type, body) {
+                    Failed::Retry(t) => drop((t.throttled, t.reason)),
+                    Failed::Final(e) => drop(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
 fn context_map(context: &EncryptionContext) -> BTreeMap<&str, &str> {
     context.iter().collect()
 }

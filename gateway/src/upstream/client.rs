@@ -1681,3 +1681,123 @@ fn parse_xml(body: &[u8]) -> Result<Node, String> {
         }
     }
 }
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/upstream_records.rs`): runs the
+/// XML answer parsing of one kind of upstream answer on `body` and
+/// discards the result. `kind % 8`: 0 ListObjectsV2, 1 ListBuckets,
+/// 2 ListParts, 3 ListMultipartUploads, 4 InitiateMultipartUpload,
+/// 5 CompleteMultipartUpload, 6 CopyObject result, 7 an `<Error>` body.
+/// Every kind first goes through the `<Error>`-in-a-200 check of `call`.
+/// The field extraction mirrors the client's methods (which read it off
+/// the same [`Node`] tree); it is no API.
+#[doc(hidden)]
+pub fn fuzz_parse_xml(kind: u8, body: &[u8]) {
+    let bad = |why: String| bad_answer("fuzz", why);
+    let run = || -> Result<(), UpstreamError> {
+        let target = Target::Object("b", "k");
+        if let Ok(root) = parse_xml(body)
+            && root.name == "Error"
+        {
+            let e = error_from(200, "", body, target);
+            return Err(e);
+        }
+        if kind % 8 == 7 {
+            for status in [404, 503] {
+                let e = error_from(status, "Reason", body, target);
+                let _ = e.to_string();
+            }
+            let _ = error_from(404, "", body, Target::Bucket("b"));
+            return Ok(());
+        }
+        let root = parse_xml(body).map_err(bad)?;
+        let encoded = root
+            .text_of("EncodingType")
+            .is_some_and(|t| t.eq_ignore_ascii_case("url"));
+        let decode = |s: String| -> Result<String, UpstreamError> {
+            if encoded {
+                url_decode(&s).map_err(bad)
+            } else {
+                Ok(s)
+            }
+        };
+        let truncated = root
+            .text_of("IsTruncated")
+            .is_some_and(|t| t.trim() == "true");
+        match kind % 8 {
+            0 => {
+                let mut page = ListPage::default();
+                for c in root.children("Contents") {
+                    let key = c.text_of("Key").ok_or_else(|| bad("no Key".into()))?;
+                    let size = c.text_of("Size").unwrap_or_default();
+                    let size = size.trim().parse().map_err(|_| bad(size))?;
+                    page.contents.push(Listed {
+                        key: decode(key)?,
+                        size,
+                        etag: quoted(&c.text_of("ETag").unwrap_or_default()),
+                        last_modified: c.text_of("LastModified").unwrap_or_default(),
+                    });
+                }
+                for p in root.children("CommonPrefixes") {
+                    if let Some(prefix) = p.text_of("Prefix") {
+                        page.common_prefixes.push(decode(prefix)?);
+                    }
+                }
+                page.is_truncated = truncated;
+                page.next_continuation_token = root
+                    .text_of("NextContinuationToken")
+                    .filter(|t| !t.is_empty());
+            }
+            1 => {
+                if let Some(buckets) = root.child("Buckets") {
+                    for b in buckets.children("Bucket") {
+                        b.text_of("Name").ok_or_else(|| bad("no Name".into()))?;
+                        let _ = b.text_of("CreationDate").unwrap_or_default();
+                    }
+                }
+            }
+            2 => {
+                for p in root.children("Part") {
+                    let num = |name: &str| -> Result<u64, UpstreamError> {
+                        let t = p.text_of(name).unwrap_or_default();
+                        t.trim().parse().map_err(|_| bad(t))
+                    };
+                    let number = u32::try_from(num("PartNumber")?)
+                        .map_err(|_| bad("PartNumber out of range".into()))?;
+                    let _ = ListedPart {
+                        number,
+                        size: num("Size")?,
+                        etag: quoted(&p.text_of("ETag").unwrap_or_default()),
+                        last_modified: p.text_of("LastModified").unwrap_or_default(),
+                    };
+                }
+                let _ = root
+                    .text_of("NextPartNumberMarker")
+                    .filter(|m| !m.is_empty());
+            }
+            3 => {
+                for u in root.children("Upload") {
+                    let key = u.text_of("Key").ok_or_else(|| bad("no Key".into()))?;
+                    let _ = ListedUpload {
+                        key: decode(key)?,
+                        upload_id: u.text_of("UploadId").unwrap_or_default(),
+                        initiated: u.text_of("Initiated").unwrap_or_default(),
+                    };
+                }
+                if let Some(k) = root.text_of("NextKeyMarker").filter(|k| !k.is_empty()) {
+                    decode(k)?;
+                }
+            }
+            4 => {
+                root.text_of("UploadId")
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| bad("no UploadId".into()))?;
+            }
+            _ => {
+                let etag = root.text_of("ETag").ok_or_else(|| bad("no ETag".into()))?;
+                let _ = quoted(&etag);
+            }
+        }
+        Ok(())
+    };
+    let _ = run();
+}
