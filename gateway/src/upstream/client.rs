@@ -27,6 +27,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::xml::quoted;
+/// The answer types (in [`super::xml`], which reads them).
+pub use super::xml::{ListPage, Listed, ListedPart, ListedUpload};
+
 /// A streamed body.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
 
@@ -183,32 +187,6 @@ pub struct Response {
     pub body: ByteStream,
 }
 
-/// One object of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// Key.
-    pub key: String,
-    /// Size as stored upstream.
-    pub size: u64,
-    /// The upstream ETag, quoted as S3 sends it.
-    pub etag: String,
-    /// LastModified as sent (RFC 3339, e.g. `2026-12-01T10:00:00.000Z`).
-    pub last_modified: String,
-}
-
-/// A page of ListObjectsV2.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListPage {
-    /// Objects.
-    pub contents: Vec<Listed>,
-    /// Common prefixes (with a delimiter).
-    pub common_prefixes: Vec<String>,
-    /// More follow.
-    pub is_truncated: bool,
-    /// Token for the next page.
-    pub next_continuation_token: Option<String>,
-}
-
 /// ListObjectsV2 parameters (keys and prefixes are sent URL-encoded,
 /// answers are requested with `encoding-type=url` and decoded).
 #[derive(Debug, Clone, Default)]
@@ -223,30 +201,6 @@ pub struct ListParams<'a> {
     pub start_after: Option<&'a str>,
     /// MaxKeys (1..=1000).
     pub max_keys: u32,
-}
-
-/// One part of ListParts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedPart {
-    /// Part number.
-    pub number: u32,
-    /// Size as stored upstream.
-    pub size: u64,
-    /// The upstream ETag, quoted.
-    pub etag: String,
-    /// LastModified as sent.
-    pub last_modified: String,
-}
-
-/// One upload of ListMultipartUploads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedUpload {
-    /// Key.
-    pub key: String,
-    /// Upload id.
-    pub upload_id: String,
-    /// Initiated, as sent.
-    pub initiated: String,
 }
 
 /// The upstream client; cheap to clone (one connection pool).
@@ -445,19 +399,7 @@ fn query_string(query: &[(&str, String)]) -> String {
 
 /// The `Error` of an XML error answer, else the code inferred from the status.
 fn error_from(status: u16, reason: &str, body: &[u8], target: Target<'_>) -> UpstreamError {
-    let parsed = parse_xml(body).ok().and_then(|root| {
-        let err = if root.name == "Error" {
-            Some(&root)
-        } else {
-            root.find_deep("Error")
-        }?;
-        let code = err.text_of("Code").unwrap_or_default();
-        if code.is_empty() {
-            return None;
-        }
-        let message = err.text_of("Message").unwrap_or_default();
-        Some((code, message))
-    });
+    let parsed = super::xml::error_code_message(body);
     let (code, message) = match parsed {
         Some((c, m)) => {
             let m = if m.is_empty() { c.clone() } else { m };
@@ -707,30 +649,11 @@ fn stream_body(body: Incoming, idle: Duration, endpoint: String) -> ByteStream {
     Box::pin(s)
 }
 
-/// `"etag"` quoted, as S3 sends it.
-fn quoted(etag: &str) -> String {
-    let e = etag.trim();
-    if e.starts_with('"') || e.starts_with("W/\"") {
-        e.to_owned()
-    } else {
-        format!("\"{e}\"")
-    }
-}
-
 fn bad_answer(what: &str, why: impl std::fmt::Display) -> UpstreamError {
     transport(
         CODE_INVALID_RESPONSE,
         format!("{what}: the upstream's answer is not understood: {why}"),
     )
-}
-
-/// A `+`-as-space, percent-encoded value of an `encoding-type=url` answer.
-fn url_decode(s: &str) -> Result<String, String> {
-    let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| format!("{s:?} does not decode to UTF-8"))
 }
 
 impl Client {
@@ -1050,10 +973,7 @@ impl Client {
                 return Err(transport(code, format!("{}: {why}", self.describe(req))));
             }
         };
-        if xml_200
-            && let Ok(root) = parse_xml(&body)
-            && root.name == "Error"
-        {
+        if xml_200 && super::xml::is_error(&body) {
             let mut e = error_from(200, "", &body, req.target);
             e.status = if e.code == "SlowDown" { 503 } else { 500 };
             return Err(e);
@@ -1061,32 +981,24 @@ impl Client {
         Ok((parts.status.as_u16(), parts.headers, body))
     }
 
-    /// A retried request whose XML answer is parsed.
-    async fn call_xml(
+    /// A retried request whose XML answer is read by `extract` (one of
+    /// [`super::xml`]'s functions).
+    async fn call_xml<T>(
         &self,
         req: &Req<'_>,
         body: Bytes,
         xml_200: bool,
-    ) -> Result<(HeaderMap, Node), UpstreamError> {
-        let (_, headers, body) = self.call(req, body, XML_BODY_LIMIT, xml_200).await?;
-        let root = parse_xml(&body).map_err(|why| bad_answer(&self.describe(req), why))?;
-        Ok((headers, root))
+        extract: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, UpstreamError> {
+        let (_, _, body) = self.call(req, body, XML_BODY_LIMIT, xml_200).await?;
+        extract(&body).map_err(|why| bad_answer(&self.describe(req), why))
     }
 
     /// ListBuckets: (name, creation date as sent).
     pub async fn list_buckets(&self) -> Result<Vec<(String, String)>, UpstreamError> {
         let req = Req::new(Method::GET, Target::Service, "ListBuckets");
-        let (_, root) = self.call_xml(&req, Bytes::new(), false).await?;
-        let mut out = Vec::new();
-        if let Some(buckets) = root.child("Buckets") {
-            for b in buckets.children("Bucket") {
-                let name = b
-                    .text_of("Name")
-                    .ok_or_else(|| bad_answer(&self.describe(&req), "a bucket without a name"))?;
-                out.push((name, b.text_of("CreationDate").unwrap_or_default()));
-            }
-        }
-        Ok(out)
+        self.call_xml(&req, Bytes::new(), false, super::xml::buckets)
+            .await
     }
 
     /// CreateBucket (no location constraint for us-east-1, else the region's).
@@ -1282,11 +1194,8 @@ impl Client {
         let req = Req::new(Method::PUT, Target::Object(bucket, key), "CopyObject")
             .headers(headers)
             .header(http::HeaderName::from_static("x-amz-copy-source"), &source)?;
-        let (_, root) = self.call_xml(&req, Bytes::new(), true).await?;
-        let etag = root
-            .text_of("ETag")
-            .ok_or_else(|| bad_answer(&self.describe(&req), "no ETag"))?;
-        Ok(quoted(&etag))
+        self.call_xml(&req, Bytes::new(), true, super::xml::copy_etag)
+            .await
     }
 
     /// ListObjectsV2, one page.
@@ -1313,53 +1222,8 @@ impl Client {
         if params.max_keys > 0 {
             req = req.query("max-keys", params.max_keys.min(1000).to_string());
         }
-        let (_, root) = self.call_xml(&req, Bytes::new(), false).await?;
-        let what = self.describe(&req);
-        let encoded = root
-            .text_of("EncodingType")
-            .is_some_and(|t| t.eq_ignore_ascii_case("url"));
-        let decode = |s: String| -> Result<String, UpstreamError> {
-            if encoded {
-                url_decode(&s).map_err(|why| bad_answer(&what, why))
-            } else {
-                Ok(s)
-            }
-        };
-        let mut page = ListPage::default();
-        for c in root.children("Contents") {
-            let key = c
-                .text_of("Key")
-                .ok_or_else(|| bad_answer(&what, "an entry without a Key"))?;
-            let size = c.text_of("Size").unwrap_or_default();
-            let size = size
-                .trim()
-                .parse()
-                .map_err(|_| bad_answer(&what, format!("bad Size {size:?}")))?;
-            page.contents.push(Listed {
-                key: decode(key)?,
-                size,
-                etag: quoted(&c.text_of("ETag").unwrap_or_default()),
-                last_modified: c.text_of("LastModified").unwrap_or_default(),
-            });
-        }
-        for p in root.children("CommonPrefixes") {
-            if let Some(prefix) = p.text_of("Prefix") {
-                page.common_prefixes.push(decode(prefix)?);
-            }
-        }
-        page.is_truncated = root
-            .text_of("IsTruncated")
-            .is_some_and(|t| t.trim() == "true");
-        page.next_continuation_token = root
-            .text_of("NextContinuationToken")
-            .filter(|t| !t.is_empty());
-        if page.is_truncated && page.next_continuation_token.is_none() {
-            return Err(bad_answer(
-                &what,
-                "truncated without a NextContinuationToken",
-            ));
-        }
-        Ok(page)
+        self.call_xml(&req, Bytes::new(), false, super::xml::list_page)
+            .await
     }
 
     /// CreateMultipartUpload with `headers` added; returns the upload id.
@@ -1376,10 +1240,8 @@ impl Client {
         )
         .query("uploads", "")
         .headers(headers);
-        let (_, root) = self.call_xml(&req, Bytes::new(), true).await?;
-        root.text_of("UploadId")
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| bad_answer(&self.describe(&req), "no UploadId"))
+        self.call_xml(&req, Bytes::new(), true, super::xml::upload_id)
+            .await
     }
 
     /// UploadPart of exactly `len` bytes (UNSIGNED-PAYLOAD); returns its ETag (quoted).
@@ -1430,11 +1292,8 @@ impl Client {
             ));
         }
         xml.push_str("</CompleteMultipartUpload>");
-        let (_, root) = self.call_xml(&req, Bytes::from(xml), true).await?;
-        let etag = root
-            .text_of("ETag")
-            .ok_or_else(|| bad_answer(&self.describe(&req), "no ETag"))?;
-        Ok(quoted(&etag))
+        self.call_xml(&req, Bytes::from(xml), true, super::xml::complete_etag)
+            .await
     }
 
     /// AbortMultipartUpload.
@@ -1470,30 +1329,13 @@ impl Client {
             if let Some(m) = &marker {
                 req = req.query("part-number-marker", m.clone());
             }
-            let (_, root) = self.call_xml(&req, Bytes::new(), false).await?;
+            let page = self
+                .call_xml(&req, Bytes::new(), false, super::xml::parts)
+                .await?;
             let what = self.describe(&req);
-            for p in root.children("Part") {
-                let num = |name: &str| -> Result<u64, UpstreamError> {
-                    let t = p.text_of(name).unwrap_or_default();
-                    t.trim()
-                        .parse()
-                        .map_err(|_| bad_answer(&what, format!("bad {name} {t:?}")))
-                };
-                let number = u32::try_from(num("PartNumber")?)
-                    .map_err(|_| bad_answer(&what, "PartNumber out of range"))?;
-                out.push(ListedPart {
-                    number,
-                    size: num("Size")?,
-                    etag: quoted(&p.text_of("ETag").unwrap_or_default()),
-                    last_modified: p.text_of("LastModified").unwrap_or_default(),
-                });
-            }
-            let truncated = root
-                .text_of("IsTruncated")
-                .is_some_and(|t| t.trim() == "true");
-            let next = root
-                .text_of("NextPartNumberMarker")
-                .filter(|m| !m.is_empty());
+            out.extend(page.parts);
+            let truncated = page.is_truncated;
+            let next = page.next_marker;
             match next {
                 Some(n) if truncated && marker.as_ref() != Some(&n) && out.len() <= 10_000 => {
                     marker = Some(n)
@@ -1531,43 +1373,16 @@ impl Client {
                     req = req.query("upload-id-marker", u.clone());
                 }
             }
-            let (_, root) = self.call_xml(&req, Bytes::new(), false).await?;
+            let room = MAX - out.len();
+            let page = self
+                .call_xml(&req, Bytes::new(), false, |body| {
+                    super::xml::uploads(body, room)
+                })
+                .await?;
             let what = self.describe(&req);
-            let encoded = root
-                .text_of("EncodingType")
-                .is_some_and(|t| t.eq_ignore_ascii_case("url"));
-            let decode = |s: String| -> Result<String, UpstreamError> {
-                if encoded {
-                    url_decode(&s).map_err(|why| bad_answer(&what, why))
-                } else {
-                    Ok(s)
-                }
-            };
-            for u in root.children("Upload") {
-                if out.len() >= MAX {
-                    return Ok(out);
-                }
-                let key = u
-                    .text_of("Key")
-                    .ok_or_else(|| bad_answer(&what, "an upload without a Key"))?;
-                out.push(ListedUpload {
-                    key: decode(key)?,
-                    upload_id: u.text_of("UploadId").unwrap_or_default(),
-                    initiated: u.text_of("Initiated").unwrap_or_default(),
-                });
-            }
-            let truncated = root
-                .text_of("IsTruncated")
-                .is_some_and(|t| t.trim() == "true");
-            if !truncated || out.len() >= MAX {
+            out.extend(page.uploads);
+            let Some(next) = page.next else {
                 return Ok(out);
-            }
-            // NextKeyMarker is encoded like the keys; the request takes it raw.
-            let key = root.text_of("NextKeyMarker").filter(|k| !k.is_empty());
-            let upload = root.text_of("NextUploadIdMarker").unwrap_or_default();
-            let next = match key {
-                Some(k) => (decode(k)?, upload),
-                None => return Err(bad_answer(&what, "truncated without a NextKeyMarker")),
             };
             if markers.as_ref() == Some(&next) {
                 return Err(bad_answer(&what, "the listing does not advance"));
@@ -1575,229 +1390,4 @@ impl Client {
             markers = Some(next);
         }
     }
-}
-
-/// An XML element: its local name, text and child elements.
-#[derive(Debug, Default)]
-struct Node {
-    name: String,
-    text: String,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn child(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-    fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-    fn text_of(&self, name: &str) -> Option<String> {
-        self.child(name).map(|c| c.text.clone())
-    }
-    fn find_deep(&self, name: &str) -> Option<&Node> {
-        for c in &self.children {
-            if c.name == name {
-                return Some(c);
-            }
-            if let Some(n) = c.find_deep(name) {
-                return Some(n);
-            }
-        }
-        None
-    }
-}
-
-/// Parses a (bounded) XML document into its root element.
-fn parse_xml(body: &[u8]) -> Result<Node, String> {
-    use quick_xml::events::Event;
-    const MAX_DEPTH: usize = 32;
-    let text = std::str::from_utf8(body).map_err(|_| "the XML is not UTF-8".to_owned())?;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut stack: Vec<Node> = Vec::new();
-    let name_of = |e: &quick_xml::events::BytesStart<'_>| {
-        String::from_utf8_lossy(e.local_name().as_ref()).into_owned()
-    };
-    loop {
-        let event = reader.read_event().map_err(|e| format!("bad XML: {e}"))?;
-        match event {
-            Event::Start(e) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err("XML nested too deep".into());
-                }
-                stack.push(Node {
-                    name: name_of(&e),
-                    ..Node::default()
-                });
-            }
-            Event::Empty(e) => {
-                let node = Node {
-                    name: name_of(&e),
-                    ..Node::default()
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::End(_) => {
-                let node = stack.pop().ok_or("unbalanced XML")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    let s = t
-                        .xml10_content()
-                        .map_err(|e| format!("bad XML text: {e}"))?;
-                    top.text.push_str(&s);
-                }
-            }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    let s = t.decode().map_err(|e| format!("bad XML CDATA: {e}"))?;
-                    top.text.push_str(&s);
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some(top) = stack.last_mut() {
-                    if let Some(c) = r
-                        .resolve_char_ref()
-                        .map_err(|e| format!("bad XML reference: {e}"))?
-                    {
-                        top.text.push(c);
-                    } else {
-                        let name = r.decode().map_err(|e| format!("bad XML reference: {e}"))?;
-                        let v = quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| format!("unknown XML entity &{name};"))?;
-                        top.text.push_str(v);
-                    }
-                }
-            }
-            Event::Eof => return Err("no XML element".into()),
-            _ => {}
-        }
-    }
-}
-
-/// Fuzzing entry point (`fuzz/fuzz_targets/upstream_records.rs`): runs the
-/// XML answer parsing of one kind of upstream answer on `body` and
-/// discards the result. `kind % 8`: 0 ListObjectsV2, 1 ListBuckets,
-/// 2 ListParts, 3 ListMultipartUploads, 4 InitiateMultipartUpload,
-/// 5 CompleteMultipartUpload, 6 CopyObject result, 7 an `<Error>` body.
-/// Every kind first goes through the `<Error>`-in-a-200 check of `call`.
-/// The field extraction mirrors the client's methods (which read it off
-/// the same [`Node`] tree); it is no API.
-#[doc(hidden)]
-pub fn fuzz_parse_xml(kind: u8, body: &[u8]) {
-    let bad = |why: String| bad_answer("fuzz", why);
-    let run = || -> Result<(), UpstreamError> {
-        let target = Target::Object("b", "k");
-        if let Ok(root) = parse_xml(body)
-            && root.name == "Error"
-        {
-            let e = error_from(200, "", body, target);
-            return Err(e);
-        }
-        if kind % 8 == 7 {
-            for status in [404, 503] {
-                let e = error_from(status, "Reason", body, target);
-                let _ = e.to_string();
-            }
-            let _ = error_from(404, "", body, Target::Bucket("b"));
-            return Ok(());
-        }
-        let root = parse_xml(body).map_err(bad)?;
-        let encoded = root
-            .text_of("EncodingType")
-            .is_some_and(|t| t.eq_ignore_ascii_case("url"));
-        let decode = |s: String| -> Result<String, UpstreamError> {
-            if encoded {
-                url_decode(&s).map_err(bad)
-            } else {
-                Ok(s)
-            }
-        };
-        let truncated = root
-            .text_of("IsTruncated")
-            .is_some_and(|t| t.trim() == "true");
-        match kind % 8 {
-            0 => {
-                let mut page = ListPage::default();
-                for c in root.children("Contents") {
-                    let key = c.text_of("Key").ok_or_else(|| bad("no Key".into()))?;
-                    let size = c.text_of("Size").unwrap_or_default();
-                    let size = size.trim().parse().map_err(|_| bad(size))?;
-                    page.contents.push(Listed {
-                        key: decode(key)?,
-                        size,
-                        etag: quoted(&c.text_of("ETag").unwrap_or_default()),
-                        last_modified: c.text_of("LastModified").unwrap_or_default(),
-                    });
-                }
-                for p in root.children("CommonPrefixes") {
-                    if let Some(prefix) = p.text_of("Prefix") {
-                        page.common_prefixes.push(decode(prefix)?);
-                    }
-                }
-                page.is_truncated = truncated;
-                page.next_continuation_token = root
-                    .text_of("NextContinuationToken")
-                    .filter(|t| !t.is_empty());
-            }
-            1 => {
-                if let Some(buckets) = root.child("Buckets") {
-                    for b in buckets.children("Bucket") {
-                        b.text_of("Name").ok_or_else(|| bad("no Name".into()))?;
-                        let _ = b.text_of("CreationDate").unwrap_or_default();
-                    }
-                }
-            }
-            2 => {
-                for p in root.children("Part") {
-                    let num = |name: &str| -> Result<u64, UpstreamError> {
-                        let t = p.text_of(name).unwrap_or_default();
-                        t.trim().parse().map_err(|_| bad(t))
-                    };
-                    let number = u32::try_from(num("PartNumber")?)
-                        .map_err(|_| bad("PartNumber out of range".into()))?;
-                    let _ = ListedPart {
-                        number,
-                        size: num("Size")?,
-                        etag: quoted(&p.text_of("ETag").unwrap_or_default()),
-                        last_modified: p.text_of("LastModified").unwrap_or_default(),
-                    };
-                }
-                let _ = root
-                    .text_of("NextPartNumberMarker")
-                    .filter(|m| !m.is_empty());
-            }
-            3 => {
-                for u in root.children("Upload") {
-                    let key = u.text_of("Key").ok_or_else(|| bad("no Key".into()))?;
-                    let _ = ListedUpload {
-                        key: decode(key)?,
-                        upload_id: u.text_of("UploadId").unwrap_or_default(),
-                        initiated: u.text_of("Initiated").unwrap_or_default(),
-                    };
-                }
-                if let Some(k) = root.text_of("NextKeyMarker").filter(|k| !k.is_empty()) {
-                    decode(k)?;
-                }
-            }
-            4 => {
-                root.text_of("UploadId")
-                    .filter(|u| !u.is_empty())
-                    .ok_or_else(|| bad("no UploadId".into()))?;
-            }
-            _ => {
-                let etag = root.text_of("ETag").ok_or_else(|| bad("no ETag".into()))?;
-                let _ = quoted(&etag);
-            }
-        }
-        Ok(())
-    };
-    let _ = run();
 }

@@ -42,14 +42,26 @@ pub fn manifest_key(id: &str) -> String {
 /// The record of an upload in progress (by the upstream upload id).
 pub fn upload_key(upload_id: &str) -> String {
     let digest = Sha256::digest(upload_id.as_bytes());
-    format!("{HIDDEN_PREFIX}uploads/{}", crate::body::hex(&digest))
+    format!("{HIDDEN_PREFIX}uploads/{}", hex(&digest))
 }
 
 /// Where the client ETags of an upload's parts are kept (one record per
 /// part, for ListParts), by the upstream upload id.
 pub fn parts_prefix(upload_id: &str) -> String {
     let digest = Sha256::digest(upload_id.as_bytes());
-    format!("{HIDDEN_PREFIX}parts/{}/", crate::body::hex(&digest))
+    format!("{HIDDEN_PREFIX}parts/{}/", hex(&digest))
+}
+
+/// Lowercase hex of `bytes` (this file is self-contained: the fuzz crate
+/// includes it by path).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 /// The plaintext length of a body `sealed` bytes long, if there is one.

@@ -25,6 +25,7 @@ pub mod client;
 mod handlers;
 pub mod io;
 pub mod layout;
+pub mod xml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
