@@ -96,52 +96,19 @@ impl Drop for ChannelWriter {
 }
 
 /// A blocking `Read` over an upstream response body (on the blocking pool).
-/// A task gathers the body's pieces (often 8 to 16 KiB as they come off
-/// the socket) into pieces of [`PIECE`] bytes, so that the blocking reader
-/// is woken once per piece rather than once per socket read. Dropping the
-/// reader ends the task and the upstream request.
 pub struct StreamReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    handle: Handle,
+    stream: ByteStream,
     current: Bytes,
     done: bool,
 }
 
 impl StreamReader {
-    /// Reads `stream`, driven by a task on `handle`.
-    pub fn new(handle: Handle, mut stream: ByteStream) -> Self {
-        let (tx, rx) = mpsc::channel(DEPTH);
-        handle.spawn(async move {
-            let mut acc = bytes::BytesMut::new();
-            loop {
-                let next = tokio::select! {
-                    n = stream.next() => n,
-                    () = tx.closed() => return,
-                };
-                match next {
-                    Some(Ok(piece)) => {
-                        acc.extend_from_slice(&piece);
-                        if acc.len() >= PIECE && tx.send(Ok(acc.split().freeze())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        if !acc.is_empty() {
-                            let _ = tx.send(Ok(acc.split().freeze())).await;
-                        }
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                    None => {
-                        if !acc.is_empty() {
-                            let _ = tx.send(Ok(acc.split().freeze())).await;
-                        }
-                        return;
-                    }
-                }
-            }
-        });
+    /// Reads `stream`, driving it on `handle`.
+    pub fn new(handle: Handle, stream: ByteStream) -> Self {
         StreamReader {
-            rx,
+            handle,
+            stream,
             current: Bytes::new(),
             done: false,
         }
@@ -154,7 +121,7 @@ impl Read for StreamReader {
             if self.done {
                 return Ok(0);
             }
-            match self.rx.blocking_recv() {
+            match self.handle.block_on(self.stream.next()) {
                 None => self.done = true,
                 Some(Ok(piece)) => self.current = piece,
                 Some(Err(e)) => return Err(e),
