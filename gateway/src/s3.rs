@@ -26,6 +26,7 @@ use crate::users::Users;
 mod mpu;
 mod route;
 
+pub(crate) use mpu::{part_number, requested_parts};
 pub use route::EncryptionRoute;
 
 /// The name of an SSE mode as kept in object metadata.
@@ -246,6 +247,100 @@ pub(crate) fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<Option<std::ops:
     let size = *meta.part_sizes.get(n - 1).ok_or_else(invalid)?;
     let start: u64 = meta.part_sizes[..n - 1].iter().sum();
     Ok(Some(start..start + size))
+}
+
+/// GetObject's answer for `meta`: `stream` of `len` bytes (`content_range`
+/// for a range), the stored content headers (or the request's `response-*`
+/// overrides), Expires and the encryption headers.
+pub(crate) fn get_response(
+    meta: &ObjectMeta,
+    input: &GetObjectInput,
+    stream: objseal::aio::ByteStream,
+    len: u64,
+    content_range: Option<String>,
+    headers: Vec<(&'static str, String)>,
+) -> S3Response<GetObjectOutput> {
+    let stored = StoredHeaders::new(
+        meta,
+        [
+            &input.response_content_type,
+            &input.response_content_encoding,
+            &input.response_content_disposition,
+            &input.response_content_language,
+            &input.response_cache_control,
+        ],
+    );
+    let mut resp = S3Response::new(GetObjectOutput {
+        body: Some(StreamingBlob::wrap(stream)),
+        content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+        content_range,
+        accept_ranges: Some("bytes".to_owned()),
+        e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
+        last_modified: Some(timestamp(meta.last_modified_ms)),
+        content_type: Some(
+            stored
+                .content_type
+                .unwrap_or_else(|| "binary/octet-stream".to_owned()),
+        ),
+        content_encoding: stored.content_encoding,
+        content_disposition: stored.content_disposition,
+        content_language: stored.content_language,
+        cache_control: stored.cache_control,
+        metadata: Some(meta.user_meta.clone().into_iter().collect()),
+        parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
+        ..Default::default()
+    });
+    insert_expires(&mut resp.headers, meta);
+    add_headers(&mut resp.headers, headers);
+    resp
+}
+
+/// HeadObject's answer for `meta` (206 with a Content-Range for `part`).
+pub(crate) fn head_response(
+    meta: &ObjectMeta,
+    input: &HeadObjectInput,
+    part: Option<std::ops::Range<u64>>,
+    headers: Vec<(&'static str, String)>,
+) -> S3Response<HeadObjectOutput> {
+    let stored = StoredHeaders::new(
+        meta,
+        [
+            &input.response_content_type,
+            &input.response_content_encoding,
+            &input.response_content_disposition,
+            &input.response_content_language,
+            &input.response_cache_control,
+        ],
+    );
+    let mut resp = S3Response::new(HeadObjectOutput {
+        content_length: Some(
+            i64::try_from(part.as_ref().map_or(meta.size, |r| r.end - r.start)).unwrap_or(i64::MAX),
+        ),
+        content_range: part
+            .as_ref()
+            .map(|r| objseal::body::content_range(r, meta.size)),
+        accept_ranges: Some("bytes".to_owned()),
+        e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
+        last_modified: Some(timestamp(meta.last_modified_ms)),
+        content_type: Some(
+            stored
+                .content_type
+                .unwrap_or_else(|| "binary/octet-stream".to_owned()),
+        ),
+        content_encoding: stored.content_encoding,
+        content_disposition: stored.content_disposition,
+        content_language: stored.content_language,
+        cache_control: stored.cache_control,
+        metadata: Some(meta.user_meta.clone().into_iter().collect()),
+        parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
+        ..Default::default()
+    });
+    insert_expires(&mut resp.headers, meta);
+    if part.is_some() {
+        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    add_headers(&mut resp.headers, headers);
+    resp
 }
 
 /// S3's precondition checks for GET and HEAD.
@@ -1074,39 +1169,14 @@ impl S3 for Gateway {
                 )
             }
         };
-        let stored = StoredHeaders::new(
+        Ok(get_response(
             &meta,
-            [
-                &input.response_content_type,
-                &input.response_content_encoding,
-                &input.response_content_disposition,
-                &input.response_content_language,
-                &input.response_cache_control,
-            ],
-        );
-        let mut resp = S3Response::new(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
-            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            &input,
+            stream,
+            len,
             content_range,
-            accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: Some(
-                stored
-                    .content_type
-                    .unwrap_or_else(|| "binary/octet-stream".to_owned()),
-            ),
-            content_encoding: stored.content_encoding,
-            content_disposition: stored.content_disposition,
-            content_language: stored.content_language,
-            cache_control: stored.cache_control,
-            metadata: Some(meta.user_meta.clone().into_iter().collect()),
-            parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
-            ..Default::default()
-        });
-        insert_expires(&mut resp.headers, &meta);
-        add_headers(&mut resp.headers, headers);
-        Ok(resp)
+            headers,
+        ))
     }
 
     async fn head_object(
@@ -1156,46 +1226,7 @@ impl S3 for Gateway {
             Some(n) => part_range(&meta, n)?,
             None => None,
         };
-        let stored = StoredHeaders::new(
-            &meta,
-            [
-                &input.response_content_type,
-                &input.response_content_encoding,
-                &input.response_content_disposition,
-                &input.response_content_language,
-                &input.response_cache_control,
-            ],
-        );
-        let mut resp = S3Response::new(HeadObjectOutput {
-            content_length: Some(
-                i64::try_from(part.as_ref().map_or(meta.size, |r| r.end - r.start))
-                    .unwrap_or(i64::MAX),
-            ),
-            content_range: part
-                .as_ref()
-                .map(|r| objseal::body::content_range(r, meta.size)),
-            accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: Some(
-                stored
-                    .content_type
-                    .unwrap_or_else(|| "binary/octet-stream".to_owned()),
-            ),
-            content_encoding: stored.content_encoding,
-            content_disposition: stored.content_disposition,
-            content_language: stored.content_language,
-            cache_control: stored.cache_control,
-            metadata: Some(meta.user_meta.clone().into_iter().collect()),
-            parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
-            ..Default::default()
-        });
-        insert_expires(&mut resp.headers, &meta);
-        if part.is_some() {
-            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-        }
-        add_headers(&mut resp.headers, headers);
-        Ok(resp)
+        Ok(head_response(&meta, &input, part, headers))
     }
 
     async fn delete_object(

@@ -111,7 +111,8 @@ fn read_parts(dir: &Path) -> S3Result<Vec<PartRecord>> {
     Ok(out)
 }
 
-fn part_number(n: i32) -> S3Result<u32> {
+/// A part number of a request, or S3's error for one out of 1..=10000.
+pub(crate) fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
         .ok()
         .filter(|n| (1..=10_000).contains(n))
@@ -121,6 +122,32 @@ fn part_number(n: i32) -> S3Result<u32> {
                 "Part number must be an integer between 1 and 10000, inclusive"
             )
         })
+}
+
+/// The part list of a CompleteMultipartUpload request, as sent.
+pub(crate) fn requested_parts(
+    input: &CompleteMultipartUploadInput,
+) -> S3Result<Vec<sse::CompletedPart>> {
+    let mut requested = Vec::new();
+    for p in input
+        .multipart_upload
+        .as_ref()
+        .and_then(|m| m.parts.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let number = p
+            .part_number
+            .ok_or_else(|| s3_error!(MalformedXML))
+            .and_then(part_number)?;
+        let etag = p
+            .e_tag
+            .as_ref()
+            .map(|e| e.value().to_owned())
+            .ok_or_else(|| s3_error!(MalformedXML))?;
+        requested.push(sse::CompletedPart { number, etag });
+    }
+    Ok(requested)
 }
 
 fn copy_source(cs: &CopySource) -> S3Result<(String, String)> {
@@ -591,25 +618,7 @@ impl Gateway {
         let (dir, state, upload) = self
             .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        let mut requested = Vec::new();
-        for p in input
-            .multipart_upload
-            .as_ref()
-            .and_then(|m| m.parts.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let number = p
-                .part_number
-                .ok_or_else(|| s3_error!(MalformedXML))
-                .and_then(part_number)?;
-            let etag = p
-                .e_tag
-                .as_ref()
-                .map(|e| e.value().to_owned())
-                .ok_or_else(|| s3_error!(MalformedXML))?;
-            requested.push(sse::CompletedPart { number, etag });
-        }
+        let requested = requested_parts(&input)?;
         let engine = self.engine_for(&user);
         let dst_path = self.inner.store.object_path(&input.bucket, &input.key);
         let binding_key = input.key.clone();

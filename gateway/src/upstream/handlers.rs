@@ -22,9 +22,9 @@ use super::layout::{
 use super::{Info, UpstreamGateway, meta_headers, up_err};
 use crate::body::{self as gbody, CountingReader, hex};
 use crate::s3::{
-    StoredHeaders, add_headers, binding, blocking, check_conditions, check_user_meta, convert,
-    declared_len, encoder, insert_expires, io_err, lib_err, max_keys, owner, parse_content_md5,
-    part_range, strip_quotes, timestamp,
+    add_headers, binding, blocking, check_conditions, check_user_meta, convert, declared_len,
+    encoder, get_response, head_response, io_err, lib_err, max_keys, owner, parse_content_md5,
+    part_number, part_range, requested_parts, strip_quotes, timestamp,
 };
 use crate::store::{BucketMeta, ObjectMeta, now_ms, random_hex, valid_bucket_name};
 
@@ -103,18 +103,6 @@ fn check_reserved(meta: Option<&Metadata>) -> S3Result<()> {
         ));
     }
     Ok(())
-}
-
-fn part_number(n: i32) -> S3Result<u32> {
-    u32::try_from(n)
-        .ok()
-        .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| {
-            s3_error!(
-                InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive"
-            )
-        })
 }
 
 /// The end of the sealed bytes that hold plaintext `..end` of a
@@ -1058,39 +1046,14 @@ impl S3 for UpstreamGateway {
                 )
             }
         };
-        let stored = StoredHeaders::new(
+        Ok(get_response(
             &meta,
-            [
-                &input.response_content_type,
-                &input.response_content_encoding,
-                &input.response_content_disposition,
-                &input.response_content_language,
-                &input.response_cache_control,
-            ],
-        );
-        let mut resp = S3Response::new(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
-            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            &input,
+            stream,
+            len,
             content_range,
-            accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: Some(
-                stored
-                    .content_type
-                    .unwrap_or_else(|| "binary/octet-stream".to_owned()),
-            ),
-            content_encoding: stored.content_encoding,
-            content_disposition: stored.content_disposition,
-            content_language: stored.content_language,
-            cache_control: stored.cache_control,
-            metadata: Some(meta.user_meta.clone().into_iter().collect()),
-            parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
-            ..Default::default()
-        });
-        insert_expires(&mut resp.headers, &meta);
-        add_headers(&mut resp.headers, headers);
-        Ok(resp)
+            headers,
+        ))
     }
 
     async fn head_object(
@@ -1141,46 +1104,7 @@ impl S3 for UpstreamGateway {
             Some(n) => part_range(&meta, n)?,
             None => None,
         };
-        let stored = StoredHeaders::new(
-            &meta,
-            [
-                &input.response_content_type,
-                &input.response_content_encoding,
-                &input.response_content_disposition,
-                &input.response_content_language,
-                &input.response_cache_control,
-            ],
-        );
-        let mut resp = S3Response::new(HeadObjectOutput {
-            content_length: Some(
-                i64::try_from(part.as_ref().map_or(meta.size, |r| r.end - r.start))
-                    .unwrap_or(i64::MAX),
-            ),
-            content_range: part
-                .as_ref()
-                .map(|r| objseal::body::content_range(r, meta.size)),
-            accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(ETag::Strong(strip_quotes(&meta.etag))),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: Some(
-                stored
-                    .content_type
-                    .unwrap_or_else(|| "binary/octet-stream".to_owned()),
-            ),
-            content_encoding: stored.content_encoding,
-            content_disposition: stored.content_disposition,
-            content_language: stored.content_language,
-            cache_control: stored.cache_control,
-            metadata: Some(meta.user_meta.clone().into_iter().collect()),
-            parts_count: meta.parts.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
-            ..Default::default()
-        });
-        insert_expires(&mut resp.headers, &meta);
-        if part.is_some() {
-            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-        }
-        add_headers(&mut resp.headers, headers);
-        Ok(resp)
+        Ok(head_response(&meta, &input, part, headers))
     }
 
     async fn delete_object(
@@ -1813,39 +1737,23 @@ impl S3 for UpstreamGateway {
             .await?;
         let env = Envelope::from_base64(&record.envelope).map_err(lib_err)?;
         let upload = sse::MultipartUpload::from_envelope(env).map_err(convert)?;
-        let mut requested = Vec::new();
-        let mut uploaded = Vec::new();
-        let mut upstream_parts = Vec::new();
-        for p in input
-            .multipart_upload
-            .as_ref()
-            .and_then(|m| m.parts.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let number = p
-                .part_number
-                .ok_or_else(|| s3_error!(MalformedXML))
-                .and_then(part_number)?;
-            let etag = p
-                .e_tag
-                .as_ref()
-                .map(|e| e.value().to_owned())
-                .ok_or_else(|| s3_error!(MalformedXML))?;
-            let (up, header, len) = layout::parse_part_etag(&etag).ok_or_else(|| {
+        let requested = requested_parts(&input)?;
+        let mut uploaded = Vec::with_capacity(requested.len());
+        let mut upstream_parts = Vec::with_capacity(requested.len());
+        for p in &requested {
+            let (up, header, len) = layout::parse_part_etag(&p.etag).ok_or_else(|| {
                 s3_error!(
                     InvalidPart,
                     "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
                 )
             })?;
             uploaded.push(sse::UploadedPart {
-                number,
+                number: p.number,
                 plaintext_len: len,
-                etag: etag.clone(),
+                etag: p.etag.clone(),
                 header,
             });
-            requested.push(sse::CompletedPart { number, etag });
-            upstream_parts.push((number, format!("\"{up}\"")));
+            upstream_parts.push((p.number, format!("\"{up}\"")));
         }
         let engine = self.engine_for(&user);
         let (completed, sse) = blocking(move || {
